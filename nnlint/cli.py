@@ -1,0 +1,121 @@
+"""The `nnlint` command, following ruff's conventions.
+
+Exit codes: 0 nothing to report, 1 findings or unreadable files, 2 usage,
+configuration or internal error. No Python traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from nnlint import __version__
+from nnlint.config import ConfigError, Settings, find_config, load_settings, validate_selectors
+from nnlint.discover import FileFinder
+from nnlint.report import FORMATS
+from nnlint.rule import all_rules, rule_by_code
+from nnlint.runner import INTERNAL_ERROR, run
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class _DefaultCheckGroup(click.Group):
+    """`nnlint PATHS` means `nnlint check PATHS`; `rules` and `rule` are subcommands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
+            args = ["check", *args]
+        return super().parse_args(ctx, args)
+
+
+def _split_codes(values: tuple[str, ...]) -> list[str]:
+    return [code for value in values for code in value.split(",") if code.strip()]
+
+
+def _settings(paths: list[Path], config: str | None, select, ignore, extend_select) -> Settings:
+    cwd = Path.cwd()
+    if config is not None:
+        config_file = Path(config)
+        if not config_file.is_file():
+            raise ConfigError(f"--config {config}: no such file")
+    else:
+        start = paths[0].absolute() if paths else cwd
+        config_file = find_config(start if start.is_dir() else start.parent)
+    settings = load_settings(config_file, cwd)
+    if select:
+        settings.select = validate_selectors(_split_codes(select), "--select")
+    settings.ignore += validate_selectors(_split_codes(ignore), "--ignore")
+    settings.extend_select += validate_selectors(_split_codes(extend_select), "--extend-select")
+    return settings
+
+
+@click.group(cls=_DefaultCheckGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nnlint")
+def main() -> None:
+    """nnlint: find the bugs that make a neural network train silently worse."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--format", "output_format", type=click.Choice(sorted(FORMATS)), default="text", show_default=True)
+@click.option("--select", multiple=True, help="Rule codes or prefixes to check (replaces the configured set).")
+@click.option("--ignore", multiple=True, help="Rule codes or prefixes to skip.")
+@click.option("--extend-select", multiple=True, help="Rule codes or prefixes to add to the selection.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are reported.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Worker processes [default: CPU count].")
+@click.option("--config", type=str, default=None, help="Path to a pyproject.toml to use instead of the nearest one.")
+@click.option("--color/--no-color", default=None, help="Colour the text output [default: when on a terminal].")
+def check(paths, output_format, select, ignore, extend_select, exit_zero, jobs, config, color) -> None:
+    """Lint PATHS (files or directories; default: the current directory)."""
+    paths = list(paths) or [Path(".")]
+    missing = [str(path) for path in paths if not os.path.lexists(path)]
+    if missing:
+        _fail(f"no such file or directory: {', '.join(missing)}")
+    try:
+        settings = _settings(paths, config, select, ignore, extend_select)
+    except ConfigError as error:
+        _fail(str(error))
+    files = FileFinder(settings.root, settings.exclude_spec()).find(paths)
+    result = run(files, settings, Path.cwd(), jobs or os.cpu_count() or 1)
+    color = sys.stdout.isatty() if color is None else color
+    click.echo(FORMATS[output_format](result, color=color and output_format == "text"))
+    if any(diagnostic.code == INTERNAL_ERROR for diagnostic in result.diagnostics):
+        sys.exit(EXIT_ERROR)
+    reported = result.findings or result.diagnostics
+    sys.exit(EXIT_FINDINGS if reported and not exit_zero else EXIT_CLEAN)
+
+
+@main.command("rules")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def list_rules(output_format: str) -> None:
+    """List every rule: code, name, severity, default, summary."""
+    rules = all_rules()
+    if output_format == "json":
+        records = [
+            {"code": r.code, "name": r.name, "severity": r.severity, "default": r.default_enabled, "summary": r.summary}
+            for r in rules
+        ]
+        click.echo(json.dumps(records, indent=2))
+        return
+    for rule in rules:
+        default = "" if rule.default_enabled else "  (off by default)"
+        click.echo(f"{rule.code}  {rule.name:<36} {rule.severity:<8} {rule.summary}{default}")
+
+
+@main.command("rule")
+@click.argument("code")
+def show_rule(code: str) -> None:
+    """Print the documentation of one rule, e.g. `nnlint rule NN101`."""
+    rule = rule_by_code(code)
+    if rule is None:
+        _fail(f"unknown rule {code!r} (see `nnlint rules`)")
+    click.echo(f"# {rule.code} {rule.name} ({rule.severity})\n\n{rule.summary}\n\n{rule.docs()}")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"nnlint: error: {message}", err=True)
+    sys.exit(EXIT_ERROR)

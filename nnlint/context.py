@@ -1,0 +1,67 @@
+"""Facts about the file being linted, shared by every rule during the one traversal.
+
+Rules ask the context instead of re-deriving facts (ruff's `Checker`):
+qualified names from the import table, and where the current node sits
+(enclosing statement, function, class, loops).
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from nnlint.names import ImportTable
+
+_STATEMENT_TYPES = (cst.SimpleStatementLine, cst.BaseCompoundStatement)
+_LOOP_TYPES = (cst.For, cst.While)
+
+
+class FileContext:
+    def __init__(self, path: str, source: str) -> None:
+        self.path = path
+        self.source = source
+        self.imports = ImportTable()
+        # The nodes enclosing the one being visited, outermost first (the node itself excluded).
+        self.ancestors: list[cst.CSTNode] = []
+
+    def qualified_name(self, node: cst.BaseExpression) -> str | None:
+        return self.imports.qualified_name(node)
+
+    def call_name(self, call: cst.Call) -> str | None:
+        """The qualified name of the function a call invokes, e.g. `torch.nn.functional.dropout`."""
+        return self.imports.qualified_name(call.func)
+
+    def _innermost(self, types: type | tuple[type, ...]) -> cst.CSTNode | None:
+        for node in reversed(self.ancestors):
+            if isinstance(node, types):
+                return node
+        return None
+
+    def current_statement(self) -> cst.CSTNode | None:
+        return self._innermost(_STATEMENT_TYPES)
+
+    def enclosing_function(self) -> cst.FunctionDef | None:
+        return self._innermost(cst.FunctionDef)
+
+    def enclosing_class(self) -> cst.ClassDef | None:
+        return self._innermost(cst.ClassDef)
+
+    def enclosing_method(self) -> tuple[cst.ClassDef, cst.FunctionDef] | None:
+        """(class, method) when the innermost function is defined directly in a class body."""
+        for index in range(len(self.ancestors) - 1, -1, -1):
+            node = self.ancestors[index]
+            if isinstance(node, cst.FunctionDef):
+                # A method's parents are: ClassDef > IndentedBlock > FunctionDef.
+                if index >= 2 and isinstance(self.ancestors[index - 2], cst.ClassDef):
+                    return self.ancestors[index - 2], node
+                return None
+        return None
+
+    def enclosing_loops(self) -> list[cst.For | cst.While]:
+        """Loops around the current node inside the current function, outermost first."""
+        loops = []
+        for node in reversed(self.ancestors):
+            if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+                break
+            if isinstance(node, _LOOP_TYPES):
+                loops.append(node)
+        return loops[::-1]

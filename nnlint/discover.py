@@ -1,0 +1,107 @@
+"""Paths on the command line -> the Python files to lint, in a stable order.
+
+Directories are walked without following directory symlinks (no loops, no
+escaping the tree); virtualenvs, build output, VCS folders and whatever
+`.gitignore` files and the `exclude` setting name are skipped. A file named
+explicitly on the command line is always linted.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+SKIPPED_DIRECTORIES = frozenset(
+    {
+        ".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "site-packages", "build", "dist",
+        "node_modules", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".eggs",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _IgnoreFile:
+    base: Path
+    spec: pathspec.PathSpec
+
+    def matches(self, path: Path, is_dir: bool) -> bool:
+        relative = path.relative_to(self.base).as_posix() + ("/" if is_dir else "")
+        return self.spec.match_file(relative)
+
+
+def _is_virtualenv(path: Path) -> bool:
+    return (path / "pyvenv.cfg").is_file()
+
+
+def _gitignore_in(directory: Path) -> _IgnoreFile | None:
+    candidate = directory / ".gitignore"
+    try:
+        lines = candidate.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    return _IgnoreFile(directory, pathspec.GitIgnoreSpec.from_lines(lines))
+
+
+def _inherited_gitignores(directory: Path) -> list[_IgnoreFile]:
+    """.gitignore files of the directories above a walked root, up to the repository top."""
+    found = []
+    for parent in directory.parents:
+        ignore = _gitignore_in(parent)
+        if ignore is not None:
+            found.append(ignore)
+        if (parent / ".git").exists():
+            break
+    return found[::-1]
+
+
+class FileFinder:
+    def __init__(self, exclude_root: Path, exclude: pathspec.PathSpec) -> None:
+        self.exclude_root = exclude_root
+        self.exclude = exclude
+
+    def _excluded(self, path: Path, is_dir: bool, ignores: list[_IgnoreFile]) -> bool:
+        if is_dir and (path.name in SKIPPED_DIRECTORIES or path.name.endswith(".egg-info") or _is_virtualenv(path)):
+            return True
+        try:
+            relative = path.relative_to(self.exclude_root).as_posix() + ("/" if is_dir else "")
+        except ValueError:
+            relative = None
+        if relative is not None and self.exclude.match_file(relative):
+            return True
+        return any(ignore.matches(path, is_dir) for ignore in ignores)
+
+    def _walk(self, directory: Path, ignores: list[_IgnoreFile], found: list[Path]) -> None:
+        own = _gitignore_in(directory)
+        if own is not None:
+            ignores = [*ignores, own]
+        try:
+            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+        except OSError:
+            return  # unreadable directory: nothing to lint in it
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if not self._excluded(path, True, ignores):
+                        self._walk(path, ignores, found)
+                elif entry.name.endswith(".py") and not self._excluded(path, False, ignores):
+                    found.append(path)
+            except OSError:
+                continue
+
+    def find(self, paths: list[Path]) -> list[Path]:
+        """Files to lint, de-duplicated, in command-line order then sorted within each directory."""
+        found: list[Path] = []
+        for path in paths:
+            if path.is_dir():  # named on the command line: walked even if it is a symlink
+                absolute = path.absolute()
+                self._walk(absolute, _inherited_gitignores(absolute), found)
+            else:
+                found.append(path.absolute())
+        unique: dict[Path, None] = {}
+        for path in found:
+            unique.setdefault(path, None)
+        return list(unique)

@@ -1,0 +1,75 @@
+"""The records every layer speaks: a rule's finding and a tool diagnostic.
+
+The JSON report (a public contract, see DESIGN.md) is built from these, so
+field names here are the field names users parse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+STATUSES = ("suspected", "confirmed", "refuted", "unverifiable")
+DOCS_URL = "https://github.com/nnlint/nnlint/blob/main/docs/rules.md#{code}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One suspected (or, after the confirm pass, judged) bug at a source range.
+
+    Lines and columns are 1-based; the end is exclusive.
+    """
+
+    code: str
+    name: str
+    severity: str
+    message: str
+    path: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    status: str = "suspected"
+    evidence: Any = None
+    fix: Any = None
+    # What the static check learnt for the runtime check; internal, not part of the JSON contract.
+    facts: dict[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def url(self) -> str:
+        return DOCS_URL.format(code=self.code.lower())
+
+    @property
+    def sort_key(self) -> tuple:
+        return (self.path, self.line, self.column, self.code)
+
+    def with_status(self, status: str, evidence: Any = None, message: str | None = None) -> Finding:
+        return replace(self, status=status, evidence=evidence, message=message or self.message)
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        del record["facts"]
+        record["url"] = self.url
+        return record
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """A problem of the tool with a file (NN901 unreadable, NN902 probe failed), not a bug finding."""
+
+    path: str
+    code: str
+    message: str
+    line: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sort_key(self) -> tuple:
+        return (self.path, self.line or 0, self.code)
+
+    def to_json(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"path": self.path, "code": self.code, "message": self.message}
+        if self.line is not None:
+            record["line"] = self.line
+        record.update(self.extra)
+        return record

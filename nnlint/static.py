@@ -1,0 +1,212 @@
+"""The static pass over one file: read, guard, parse once, one traversal for all rules.
+
+Never imports or executes the code it reads. Every way a file can be bad
+(undecodable, binary, too large, too deep, not Python) becomes an NN901
+diagnostic instead of an exception.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import tokenize
+from dataclasses import dataclass, field
+from functools import cache
+from io import BytesIO
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from nnlint.context import FileContext
+from nnlint.finding import Diagnostic, Finding
+from nnlint.rule import Report, Rule
+from nnlint.suppress import noqa_codes_by_line
+
+PARSE_ERROR = "NN901"
+
+# Fields that only hold whitespace and punctuation: no rule looks inside them,
+# and skipping them roughly halves the nodes the walk touches.
+_PUNCTUATION_FIELDS = frozenset(
+    {
+        "lpar", "rpar", "lbracket", "rbracket", "lbrace", "rbrace", "comma", "semicolon", "colon",
+        "equal", "dot", "star", "leading_lines", "lines_after_decorators", "header", "footer",
+        "whitespace_before", "whitespace_after", "newline", "trailing_whitespace",
+    }
+)  # fmt: skip
+
+
+@dataclass
+class FileResult:
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    lines: int = 0
+    parsed: bool = False
+
+
+@cache
+def _child_fields(node_type: type) -> tuple[str, ...]:
+    return tuple(
+        f.name
+        for f in dataclasses.fields(node_type)
+        if f.name not in _PUNCTUATION_FIELDS and not f.name.startswith("whitespace")
+    )
+
+
+@cache
+def _handler_names(rule_type: type[Rule]) -> tuple[tuple[str, str], ...]:
+    """(node type name, method name) for every visit_/leave_ method a rule defines."""
+    return tuple(
+        (attr.split("_", 1)[1], attr)
+        for attr in dir(rule_type)
+        if attr.startswith(("visit_", "leave_")) and callable(getattr(rule_type, attr))
+    )
+
+
+class _Traversal:
+    """Walks the tree once and calls each rule's visit_/leave_ methods.
+
+    A hand-written walk over the dataclass fields: libcst's own `visit`
+    rebuilds every node as it goes and costs four times as much.
+    """
+
+    def __init__(self, context: FileContext, rules: list[Rule]) -> None:
+        self.context = context
+        self.visitors: dict[str, list] = {}
+        self.leavers: dict[str, list] = {}
+        for rule in rules:
+            for node_type, method in _handler_names(type(rule)):
+                table = self.visitors if method.startswith("visit_") else self.leavers
+                table.setdefault(node_type, []).append(getattr(rule, method))
+
+    def walk(self, node: cst.CSTNode) -> None:
+        type_name = type(node).__name__
+        if type_name == "Import":
+            self.context.imports.add_import(node)
+        elif type_name == "ImportFrom":
+            self.context.imports.add_import_from(node)
+        for visit in self.visitors.get(type_name, ()):
+            visit(node)
+        ancestors = self.context.ancestors
+        ancestors.append(node)
+        for name in _child_fields(type(node)):
+            child = getattr(node, name)
+            if isinstance(child, cst.CSTNode):
+                self.walk(child)
+            elif isinstance(child, (list, tuple)):
+                for item in child:
+                    if isinstance(item, cst.CSTNode):
+                        self.walk(item)
+        ancestors.pop()
+        for leave in self.leavers.get(type_name, ()):
+            leave(node)
+
+
+def decode_source(data: bytes) -> str:
+    """Text of a Python file, honouring a BOM and a PEP 263 coding line (raises on failure)."""
+    encoding, _ = tokenize.detect_encoding(BytesIO(data).readline)
+    return data.decode(encoding)
+
+
+def _line_of_offset(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _syntax_problem(text: str, path: str) -> tuple[str, int | None] | None:
+    """CPython's own parser as a guard before libcst.
+
+    libcst's native parser can overflow its stack on pathologically deep
+    nesting and kill the process; CPython's parser has a depth limit and
+    reports such files as a SyntaxError or MemoryError instead. Its messages
+    are also the clearest a Python user can get.
+    """
+    try:
+        compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as error:
+        return f"syntax error: {error.msg}", error.lineno
+    except (MemoryError, RecursionError):
+        return "the code is nested too deeply to parse", None
+    except ValueError as error:
+        return f"cannot parse: {error}", None
+    return None
+
+
+def _finding(rule: type[Rule], report: Report, path: str, positions) -> Finding:
+    where = positions[report.node]
+    return Finding(
+        code=rule.code,
+        name=rule.name,
+        severity=rule.severity,
+        message=report.message,
+        path=path,
+        line=where.start.line,
+        column=where.start.column + 1,
+        end_line=where.end.line,
+        end_column=where.end.column + 1,
+        facts=report.facts,
+    )
+
+
+def _statement_lines(report: Report, positions) -> range:
+    """The lines a `# noqa` may sit on: the reported line, or any line of its simple statement."""
+    where = positions[report.node]
+    statement = report.statement
+    if isinstance(statement, cst.SimpleStatementLine) and statement in positions:
+        span = positions[statement]
+        return range(span.start.line, span.end.line + 1)
+    return range(where.start.line, where.start.line + 1)
+
+
+def _findings(module: cst.Module, text: str, path: str, rules: list[Rule]) -> list[Finding]:
+    reported = [(rule, report) for rule in rules for report in rule.reports]
+    if not reported:
+        return []
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    noqa = noqa_codes_by_line(text)
+    findings = []
+    for rule, report in reported:
+        suppressed = any(rule.code in noqa.get(line, ()) for line in _statement_lines(report, positions))
+        if not suppressed:
+            findings.append(_finding(type(rule), report, path, positions))
+    return findings
+
+
+def lint_source(data: bytes, path: str, rule_types: list[type[Rule]], max_file_size: int) -> FileResult:
+    """Lint one file's bytes with the given rules; never raises for bad input."""
+    result = FileResult(path)
+
+    def fail(message: str, line: int | None = None) -> FileResult:
+        result.diagnostics.append(Diagnostic(path, PARSE_ERROR, message, line))
+        return result
+
+    if len(data) > max_file_size:
+        return fail(f"not linted: {len(data):,} bytes is over max-file-size ({max_file_size:,} bytes)")
+    if b"\x00" in data:
+        return fail("not linted: the file contains NUL bytes (binary?)", _line_of_offset(data, data.index(b"\x00")))
+    try:
+        text = decode_source(data)
+    except SyntaxError as error:  # unknown encoding named in a coding line
+        return fail(f"cannot decode: {error.msg}", error.lineno)
+    except UnicodeDecodeError as error:
+        return fail(f"cannot decode as {error.encoding}: {error.reason}", _line_of_offset(data, error.start))
+    result.lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+
+    wanted = [rule for rule in rule_types if any(trigger in text for trigger in rule.triggers)]
+    if not wanted:
+        return result
+    problem = _syntax_problem(text, path)
+    if problem is not None:
+        return fail(*problem)
+    try:
+        module = cst.parse_module(text)
+    except cst.ParserSyntaxError as error:
+        return fail(f"syntax error: {error.message}", error.raw_line)
+    result.parsed = True
+    context = FileContext(path, text)
+    rules = [rule(context) for rule in wanted]
+    try:
+        _Traversal(context, rules).walk(module)
+        result.findings = _findings(module, text, path, rules)
+    except RecursionError:
+        return fail("not linted: the code is nested too deeply for the linter's traversal")
+    return result

@@ -1,0 +1,1 @@
+"""nnlint's rules: one module per rule, discovered by `nnlint.rule.all_rules`."""

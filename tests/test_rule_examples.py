@@ -1,0 +1,59 @@
+"""Every rule's own examples are its tests: bad ones flagged at the marked lines, good ones silent."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from nnlint.rule import SEVERITIES, CODE_PATTERN, all_rules
+from nnlint.static import lint_source
+
+RULES = all_rules()
+
+
+def _lint(rule, code: str):
+    result = lint_source(code.encode(), "example.py", [rule], max_file_size=10**7)
+    assert not result.diagnostics, result.diagnostics
+    return result.findings
+
+
+def _cases(kind: str):
+    return [
+        pytest.param(rule, example, id=f"{rule.code}-{kind}{index}")
+        for rule in RULES
+        for index, example in enumerate(getattr(rule, kind))
+    ]
+
+
+@pytest.mark.parametrize(("rule", "example"), _cases("bad"))
+def test_bad_example_is_flagged_at_marked_lines(rule, example):
+    assert example.expected_lines, "a bad example must mark its expected line(s) with `# <--`"
+    findings = _lint(rule, example.code)
+    assert sorted({f.line for f in findings}) == example.expected_lines
+    assert all(f.code == rule.code and f.status == "suspected" for f in findings)
+    if example.message:
+        assert all(example.message in f.message for f in findings), [f.message for f in findings]
+
+
+@pytest.mark.parametrize(("rule", "example"), _cases("good"))
+def test_good_example_is_not_flagged(rule, example):
+    assert not example.expected_lines
+    assert _lint(rule, example.code) == []
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.code)
+def test_rule_metadata_and_docs(rule):
+    assert CODE_PATTERN.match(rule.code)
+    assert rule.severity in SEVERITIES
+    assert rule.summary and rule.triggers and rule.bad and rule.good
+    docs = rule.docs()
+    for section in ("## What it does", "## Why is this bad?", "## Example", "## Use instead"):
+        assert section in docs, f"{rule.code} docs lack {section}"
+    assert rule.__module__.split(".")[-1].startswith(rule.code.lower() + "_"), "one file per rule, named by code"
+
+
+def test_rule_files_do_not_import_each_other():
+    for rule in RULES:
+        source = inspect.getsource(inspect.getmodule(rule))
+        assert "nnlint.rules" not in source and "from rules" not in source, rule.code
