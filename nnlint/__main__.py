@@ -1,0 +1,5 @@
+"""`python -m nnlint` is the `nnlint` command."""
+
+from nnlint.cli import main
+
+main()
