@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 import tokenize
 from dataclasses import dataclass, field
 from functools import cache
@@ -112,6 +113,31 @@ def _line_of_offset(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
+# libcst nests `a and b and c ...` one level per operand, and its native parser
+# overflows the C stack (a segfault, not an exception) near 8,000 operands,
+# while CPython keeps the chain flat and accepts it. The traversal stops near
+# 1,000 levels anyway, so refusing deeper chains before libcst loses nothing.
+_MAX_BOOL_OPERATOR_DEPTH = 1000
+# Ends of `and`/`or` keywords (and of words like `for`): an upper bound on the
+# operators a file can chain, cheap enough to spare ordinary files the AST walk.
+_BOOL_OPERATOR_END = re.compile(r"(?:and|or)\b")
+
+
+def _bool_operator_depth(tree: ast.AST) -> tuple[int, int | None]:
+    """The most `and`/`or` operators nested along one path of the tree, and the line where that path starts."""
+    deepest, line = 0, None
+    pending: list[tuple[ast.AST, int, int | None]] = [(tree, 0, None)]
+    while pending:
+        node, depth, start = pending.pop()
+        if isinstance(node, ast.BoolOp):
+            depth += len(node.values) - 1
+            start = start or node.lineno
+            if depth > deepest:
+                deepest, line = depth, start
+        pending.extend((child, depth, start) for child in ast.iter_child_nodes(node))
+    return deepest, line
+
+
 def _syntax_problem(text: str, path: str) -> tuple[str, int | None] | None:
     """CPython's own parser as a guard before libcst.
 
@@ -121,13 +147,17 @@ def _syntax_problem(text: str, path: str) -> tuple[str, int | None] | None:
     are also the clearest a Python user can get.
     """
     try:
-        compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        tree = compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as error:
         return f"syntax error: {error.msg}", error.lineno
     except (MemoryError, RecursionError):
         return "the code is nested too deeply to parse", None
     except ValueError as error:
         return f"cannot parse: {error}", None
+    if len(_BOOL_OPERATOR_END.findall(text)) > _MAX_BOOL_OPERATOR_DEPTH:
+        depth, line = _bool_operator_depth(tree)
+        if depth > _MAX_BOOL_OPERATOR_DEPTH:
+            return f"the code is nested too deeply to parse ({depth:,} chained `and`/`or` operators)", line
     return None
 
 
@@ -180,7 +210,8 @@ def lint_source(data: bytes, path: str, rule_types: list[type[Rule]], max_file_s
         return result
 
     if len(data) > max_file_size:
-        return fail(f"not linted: {len(data):,} bytes is over max-file-size ({max_file_size:,} bytes)")
+        # The runner reads at most max_file_size + 1 bytes, so len(data) is not the file's size.
+        return fail(f"not linted: the file is larger than max-file-size ({max_file_size:,} bytes)")
     if b"\x00" in data:
         return fail("not linted: the file contains NUL bytes (binary?)", _line_of_offset(data, data.index(b"\x00")))
     try:
