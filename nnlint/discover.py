@@ -32,6 +32,18 @@ class _IgnoreFile:
         return self.spec.match_file(relative)
 
 
+def _is_readable_candidate(entry: os.DirEntry) -> bool:
+    """A regular file, or a broken or looping symlink (reading it reports why).
+
+    FIFOs, sockets and devices named `*.py` are skipped: opening a FIFO that
+    no process writes to blocks forever.
+    """
+    try:
+        return entry.is_file() or (entry.is_symlink() and not os.path.exists(entry.path))
+    except OSError:  # a symlink loop
+        return True
+
+
 def _is_virtualenv(path: Path) -> bool:
     return (path / "pyvenv.cfg").is_file()
 
@@ -87,7 +99,11 @@ class FileFinder:
                 if entry.is_dir(follow_symlinks=False):
                     if not self._excluded(path, True, ignores):
                         self._walk(path, ignores, found)
-                elif entry.name.endswith(".py") and not self._excluded(path, False, ignores):
+                elif (
+                    entry.name.endswith(".py")
+                    and _is_readable_candidate(entry)
+                    and not self._excluded(path, False, ignores)
+                ):
                     found.append(path)
             except OSError:
                 continue
