@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from nnlint import __version__
-from nnlint.config import ConfigError, Settings, find_config, load_settings, validate_selectors
+from nnlint.config import ConfigError, Selection, Settings, find_config, load_settings, validate_selectors
 from nnlint.discover import FileFinder
 from nnlint.report import FORMATS
 from nnlint.rule import all_rules, rule_by_code
@@ -46,10 +46,11 @@ def _settings(paths: list[Path], config: str | None, select, ignore, extend_sele
         start = paths[0].absolute() if paths else cwd
         config_file = find_config(start if start.is_dir() else start.parent)
     settings = load_settings(config_file, cwd)
-    if select:
-        settings.select = validate_selectors(_split_codes(select), "--select")
-    settings.ignore += validate_selectors(_split_codes(ignore), "--ignore")
-    settings.extend_select += validate_selectors(_split_codes(extend_select), "--extend-select")
+    settings.command_line = Selection(
+        select=validate_selectors(_split_codes(select), "--select") if select else None,
+        extend_select=validate_selectors(_split_codes(extend_select), "--extend-select"),
+        ignore=validate_selectors(_split_codes(ignore), "--ignore"),
+    )
     return settings
 
 

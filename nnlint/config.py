@@ -1,8 +1,10 @@
 """`[tool.nnlint]` in the nearest pyproject.toml, merged with command-line options.
 
-CLI `--select` replaces the configured selection; CLI `--ignore` and
-`--extend-select` add to the configured ones (as in ruff). Unknown keys and
-unknown rule codes are errors: a typo must not silently switch a rule off.
+The command line is applied on top of the file, as in ruff: `--select`
+replaces the configured selection (its ignores included); `--ignore` and
+`--extend-select` adjust the configured result, so `--extend-select NN301`
+turns on a rule the file ignores. Unknown keys and unknown rule codes are
+errors: a typo must not silently switch a rule off.
 """
 
 from __future__ import annotations
@@ -27,6 +29,15 @@ class ConfigError(Exception):
 
 
 @dataclass
+class Selection:
+    """Rule selectors from one source (the config file or the command line)."""
+
+    select: list[str] | None = None
+    extend_select: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Settings:
     root: Path
     config_file: Path | None = None
@@ -38,9 +49,11 @@ class Settings:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     confirm: dict[str, Any] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)
+    # Applied after the config file's selectors, so that the command line wins.
+    command_line: Selection = field(default_factory=Selection)
 
     def selected_rules(self) -> list[type[Rule]]:
-        return select_rules(self.select, self.extend_select, self.ignore)
+        return select_rules([Selection(self.select, self.extend_select, self.ignore), self.command_line])
 
     def exclude_spec(self) -> pathspec.PathSpec:
         return pathspec.PathSpec.from_lines("gitwildmatch", self.exclude)
@@ -68,24 +81,32 @@ def validate_selectors(selectors: list[str], where: str) -> list[str]:
     return cleaned
 
 
-def select_rules(select: list[str] | None, extend_select: list[str], ignore: list[str]) -> list[type[Rule]]:
-    """ruff's resolution: for each rule the most specific matching selector decides; ignore wins ties.
+def select_rules(layers: list[Selection]) -> list[type[Rule]]:
+    """ruff's resolution, layer by layer: the config file's selectors, then the command line's.
 
-    With no `select`, the default set is every rule not marked off-by-default.
+    Within a layer the most specific matching selector decides each rule it
+    names, and `ignore` wins ties. A layer with `select` replaces the selection
+    so far; a layer without one adjusts it. Before the first layer the
+    selection is every rule not marked off-by-default.
     """
 
     def specificity(selectors: list[str], code: str) -> int:
         lengths = [0 if s == "ALL" else len(s) for s in selectors if s == "ALL" or code.startswith(s)]
         return max(lengths, default=-1)
 
-    chosen = []
-    for rule in all_rules():
-        on = specificity((select or []) + extend_select, rule.code)
-        if select is None and rule.default_enabled:
-            on = max(on, 0)
-        if on >= 0 and on > specificity(ignore, rule.code):
-            chosen.append(rule)
-    return chosen
+    rules = all_rules()
+    chosen = {rule.code for rule in rules if rule.default_enabled}
+    for layer in layers:
+        if layer.select is not None:
+            chosen = set()
+        for rule in rules:
+            on = specificity((layer.select or []) + layer.extend_select, rule.code)
+            off = specificity(layer.ignore, rule.code)
+            if on > off:
+                chosen.add(rule.code)
+            elif off >= 0:
+                chosen.discard(rule.code)
+    return [rule for rule in rules if rule.code in chosen]
 
 
 def find_config(start: Path) -> Path | None:
