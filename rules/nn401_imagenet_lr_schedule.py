@@ -1,0 +1,462 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+
+from nnlint.rule import Example, Rule
+from nnlint.training_facts import StepContext, TrainingFacts, TrainingLength, training_facts
+
+_PERIOD = 30  # the ImageNet recipe: LR / 10 every 30 epochs
+_GAMMA = 0.1
+_MILESTONES = (30, 60)
+# The confirmation threshold of RULES.md: a schedule that takes the LR below this fraction of its
+# start before half of the run has stopped the training early.
+_LR_FLOOR = 1e-3
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """The ImageNet step decay, however the file wrote it (StepLR, MultiStepLR, LambdaLR, by hand)."""
+
+    written: str  # how the message names it
+    node: cst.CSTNode  # where it is reported
+    gamma: float
+    period: int | None  # StepLR, LambdaLR, by hand: every `period` epochs
+    milestones: tuple[int, ...]  # MultiStepLR
+    stepped: tuple[StepContext, ...]  # where its steps run (for a hand-written decay: where it is computed)
+    source: dict  # scheduler and arguments, for the runtime simulation
+
+    def decays_before(self, epoch: float) -> list[int]:
+        """The epochs at which the LR drops, before `epoch` (stepped once per epoch, as the recipe does)."""
+        if self.period:
+            return list(range(self.period, int(-(-epoch // 1)), self.period))
+        return [milestone for milestone in self.milestones if milestone < epoch]
+
+
+def _is_recipe_gamma(gamma: object) -> bool:
+    return isinstance(gamma, (int, float)) and abs(gamma - _GAMMA) < 1e-9
+
+
+def _over_the_run(schedule: _Schedule, epochs: int) -> str | None:
+    """What the schedule does over `epochs` epochs, if that is not what its author meant; None if it fits."""
+    decays = schedule.decays_before(epochs)
+    if not decays:
+        return "never decays"
+    unreached = [milestone for milestone in schedule.milestones if milestone > epochs]
+    if unreached:
+        reached, listed = len(decays), len(schedule.milestones)
+        first = "the first" if reached == 1 else f"the first {reached}"
+        return f"reaches only {first} of {listed} milestones"
+    for count, epoch in enumerate(schedule.decays_before(epochs / 2), 1):
+        if schedule.gamma**count < _LR_FLOOR:
+            return (
+                f"decays {len(decays)} times, to below {_LR_FLOOR:g} of the starting LR from epoch {epoch}, "
+                "before half of training,"
+            )
+    return None
+
+
+class ImagenetLrSchedule(Rule):
+    """
+    ## What it does
+    Flags the ImageNet learning-rate schedule — divide the LR by 10 every 30
+    epochs: `StepLR(optimizer, 30, 0.1)`, `MultiStepLR(optimizer, [30, 60])`,
+    `LambdaLR(optimizer, lambda epoch: 0.1 ** (epoch // 30))`, or by hand,
+    `lr = base_lr * 0.1 ** (epoch // 30)` — in a script whose own training
+    length does not fit it: it never decays, reaches only some of its
+    milestones, or takes the LR below 1e-3 of its start before half of
+    training.
+
+    The training length is read from the code: the epoch loop that steps the
+    scheduler (`for epoch in range(20)`, `range(start_epoch, args.epochs)`
+    with `add_argument("--epochs", default=20)`, `num_epochs = 20`,
+    `{"epochs": 20}`, a dataclass field `epochs: int = 20`), or, when the
+    steps are not in the file, its one epoch count (`Trainer(max_epochs=20)`).
+
+    ## Why is this bad?
+    The schedule was tuned for 90 epochs of ImageNet. Copied into a 20-epoch
+    run it never fires, so the model trains at its initial LR throughout and
+    never gets the late low-LR phase where most of the accuracy is won; in a
+    much longer run it cuts the LR to nothing early and the rest of the
+    training is wasted. Nothing fails, the result is just worse.
+
+    ## Example
+    ```python
+    parser.add_argument("--epochs", type=int, default=20)
+    ...
+    scheduler = StepLR(optimizer, step_size=30, gamma=0.1)
+    for epoch in range(args.epochs):
+        train_one_epoch(model, train_loader, optimizer)
+        scheduler.step()
+    ```
+
+    ## Use instead
+    Scale the milestones to the run, or use a schedule defined by it:
+    ```python
+    scheduler = CosineAnnealingLR(optimizer, T_max=args.epochs)
+    ```
+
+    ## Known problems
+    When the code does not say how long it trains (the epoch count comes
+    from a YAML file or another module, or two places disagree), nothing is
+    reported: the ImageNet reference scripts use exactly this schedule, and
+    a linter that cannot tell a copy from the original must stay silent.
+    A schedule stepped every batch is reported here only when it does not
+    fit the run in epochs either; the stepping itself is NN402's finding.
+
+    ## Runtime confirmation
+    `--confirm` builds the real torch scheduler (`StepLR`/`MultiStepLR`, or
+    the `StepLR` a hand-written decay is equal to) on a dummy optimizer with
+    the arguments found, steps it as the code does over the training length
+    found, and reports the LR at the milestones, at half of training and at
+    the end. Confirmed when the decay never fires within the run, when a
+    milestone lies beyond it, or when the LR falls below 1e-3 of its start
+    before half of training; refuted otherwise.
+
+    ## From the recipe
+    Karpathy's "A Recipe for Training Neural Networks": "be very careful with
+    the default learning rate decay ... ImageNet decays by 10x on epoch 30.
+    If you're not training ImageNet then you almost certainly do not want
+    this." Disable decay while you train, tune it at the very end.
+    """
+
+    code = "NN401"
+    name = "imagenet-lr-schedule"
+    severity = "warning"
+    summary = "The ImageNet LR schedule (x0.1 every 30 epochs) in a run whose length it does not fit"
+    triggers = ("StepLR", "LambdaLR", "0.1 **", "0.1**")
+
+    bad = [
+        Example(
+            """
+import argparse
+
+import torch
+from torch.optim.lr_scheduler import StepLR
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--epochs", type=int, default=20)
+args = parser.parse_args()
+
+model = torch.nn.Linear(10, 2)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+scheduler = StepLR(optimizer, step_size=30, gamma=0.1)  # <--
+
+for epoch in range(args.epochs):
+    for inputs, targets in train_loader:
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(inputs), targets).backward()
+        optimizer.step()
+    scheduler.step()
+""",
+            note="the training length from an argparse default",
+            message="StepLR(step_size=30, gamma=0.1) never decays in a 20-epoch run (epochs from `--epochs` default 20 at line 8)",
+        ),
+        Example(
+            """
+from torch import optim
+
+def fit(model, train_loader, criterion):
+    optimizer = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    scheduler = optim.lr_scheduler.MultiStepLR(optimizer, milestones=[30, 60])  # <--
+    for epoch in range(40):
+        for images, labels in train_loader:
+            optimizer.zero_grad()
+            criterion(model(images), labels).backward()
+            optimizer.step()
+        scheduler.step()
+""",
+            message="reaches only the first of 2 milestones in a 40-epoch run (epochs from `range(40)` at line 7)",
+        ),
+        Example(
+            """
+import torch
+
+BASE_LR = 0.1
+NUM_EPOCHS = 25
+
+def adjust_learning_rate(optimizer, epoch):
+    lr = BASE_LR * (0.1 ** (epoch // 30))  # <--
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+def main(model, loader):
+    optimizer = torch.optim.SGD(model.parameters(), lr=BASE_LR)
+    for epoch in range(NUM_EPOCHS):
+        adjust_learning_rate(optimizer, epoch)
+        train(model, loader, optimizer)
+""",
+            note="decay written by hand, in a function called once per epoch",
+            message="never decays in a 25-epoch run (epochs from `NUM_EPOCHS = 25`",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+
+config = {"lr": 0.1, "epochs": 15}
+
+def main(model, loader):
+    optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"])
+    scheduler = LambdaLR(optimizer, lambda epoch: 0.1 ** (epoch // 30))  # <--
+    for epoch in range(config["epochs"]):
+        train(model, loader, optimizer)
+        scheduler.step()
+""",
+            note="LambdaLR doing the same; the length from a config dict",
+            message="never decays in a 15-epoch run",
+        ),
+        Example(
+            """
+import pytorch_lightning as pl
+import torch
+from torch.optim.lr_scheduler import StepLR
+
+class LitClassifier(pl.LightningModule):
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
+        return [optimizer], [StepLR(optimizer, 30)]  # <--
+
+if __name__ == "__main__":
+    trainer = pl.Trainer(max_epochs=20)
+    trainer.fit(LitClassifier())
+""",
+            note="Lightning steps the scheduler per epoch; the length from Trainer(max_epochs=...)",
+            message="never decays in a 20-epoch run (epochs from `max_epochs=20` at line 12)",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import StepLR
+
+def train(model, train_loader, epochs=300):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = StepLR(optimizer, 30)  # <--
+    for epoch in range(epochs):
+        for x, y in train_loader:
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+        scheduler.step()
+""",
+            note="a run so long that the schedule ends training early",
+            message="decays 9 times, to below 0.001 of the starting LR from epoch 120",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import StepLR
+
+EPOCHS = 20
+
+def main(model, train_loader):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    scheduler = StepLR(optimizer, 30, 0.1)  # <--
+    for epoch in range(EPOCHS):
+        for step, (images, labels) in enumerate(train_loader):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+            scheduler.step()
+""",
+            note="also stepped every batch (NN402 reports the step): the message says both",
+            message="stepped every batch (loop at line 11) it decays 10x every 30 batches (NN402)",
+        ),
+    ]
+    good = [
+        Example(
+            """
+import argparse
+
+import torch
+import torchvision
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description="PyTorch Classification Training")
+    parser.add_argument("--model", default="resnet50", type=str)
+    parser.add_argument("--epochs", default=90, type=int, metavar="N")
+    parser.add_argument("--lr", default=0.1, type=float)
+    parser.add_argument("--lr-step-size", default=30, type=int, help="decrease lr every step-size epochs")
+    parser.add_argument("--lr-gamma", default=0.1, type=float, help="decrease lr by a factor of lr-gamma")
+    parser.add_argument("--start-epoch", default=0, type=int, metavar="N")
+    return parser
+
+
+def main(args):
+    model = torchvision.models.get_model(args.model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-4)
+    lr_scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_step_size, gamma=args.lr_gamma)
+    for epoch in range(args.start_epoch, args.epochs):
+        train_one_epoch(model, criterion, optimizer, data_loader, device, epoch, args)
+        lr_scheduler.step()
+        evaluate(model, criterion, data_loader_test, device=device)
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
+""",
+            note="trap: the ImageNet reference script itself (90 epochs, stepped per epoch)",
+        ),
+        Example(
+            """
+import torch
+import yaml
+from torch.optim.lr_scheduler import StepLR
+
+cfg = yaml.safe_load(open("config.yaml"))
+
+def main(model, loader):
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg["lr"])
+    scheduler = StepLR(optimizer, step_size=30, gamma=0.1)
+    for epoch in range(cfg["epochs"]):
+        train(model, loader, optimizer)
+        scheduler.step()
+""",
+            note="trap: the training length is not in the code, so the recipe may be right: nothing is reported",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import MultiStepLR
+
+def fit(model, loader, num_epochs=100):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = MultiStepLR(optimizer, milestones=[30, 60, 90], gamma=0.1)
+    for epoch in range(num_epochs):
+        train(model, loader, optimizer)
+        scheduler.step()
+""",
+            note="the schedule fits a 100-epoch run",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import StepLR
+
+def fit(model, loader, epochs=20):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = StepLR(optimizer, step_size=7, gamma=0.1)
+    for epoch in range(epochs):
+        train(model, loader, optimizer)
+        scheduler.step()
+""",
+            note="a step decay scaled to the run",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import StepLR
+
+EPOCHS = 90
+
+def main(model, train_loader):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = StepLR(optimizer, 30, 0.1)
+    for epoch in range(EPOCHS):
+        for images, labels in train_loader:
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+            scheduler.step()
+""",
+            note="the schedule fits 90 epochs; stepping it every batch is NN402's finding, not this rule's",
+        ),
+        Example(
+            """
+BASE_LR = 0.01
+MAX_ITERS = 90000
+EPOCHS = 12
+
+def lr_at(iteration):
+    return BASE_LR * 0.1 ** (iteration // 30)
+""",
+            note="a decay counted in iterations, not epochs",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import StepLR
+
+def train_model(model, dataloaders, criterion, optimizer, num_epochs=25):
+    scheduler = StepLR(optimizer, step_size=7, gamma=0.1)
+    for epoch in range(num_epochs):
+        for phase in ["train", "val"]:
+            for inputs, labels in dataloaders[phase]:
+                pass
+            if phase == "train":
+                scheduler.step()
+""",
+            note="the transfer-learning tutorial's schedule: 7 epochs, scaled to 25",
+        ),
+    ]
+
+    def leave_Module(self, node: cst.Module) -> None:
+        facts = training_facts(self.context, node)
+        for schedule in self._schedules(facts):
+            length = facts.training_length(list(schedule.stepped))
+            if length is None:
+                continue
+            over_the_run = _over_the_run(schedule, length.epochs)
+            if over_the_run is not None:
+                self._report(facts, schedule, length, over_the_run)
+
+    def _schedules(self, facts: TrainingFacts):
+        for scheduler in facts.schedulers:
+            arguments = facts.arguments(scheduler)
+            stepped = tuple(step.where for step in scheduler.steps)
+            gamma = arguments.get("gamma")
+            if scheduler.kind == "StepLR" and arguments.get("step_size") == _PERIOD and _is_recipe_gamma(gamma):
+                written = facts.describe(scheduler, "step_size", "gamma")
+                yield _Schedule(written, scheduler.call, _GAMMA, _PERIOD, (), stepped, arguments | {"scheduler": "StepLR"})
+            elif scheduler.kind == "MultiStepLR" and _is_recipe_gamma(gamma):
+                milestones = arguments.get("milestones")
+                if isinstance(milestones, list) and tuple(milestones[:2]) == _MILESTONES and milestones == sorted(milestones):
+                    written = facts.describe(scheduler, "milestones", "gamma")
+                    source = arguments | {"scheduler": "MultiStepLR"}
+                    yield _Schedule(written, scheduler.call, _GAMMA, None, tuple(milestones), stepped, source)
+            elif scheduler.kind == "LambdaLR":
+                decay = facts.lambda_decay(scheduler)
+                if decay is not None and decay.period == _PERIOD and _is_recipe_gamma(decay.gamma):
+                    written = f"LambdaLR(`{facts.code(decay.node)}`)"
+                    source = {"scheduler": "StepLR", "step_size": _PERIOD, "gamma": _GAMMA, "written": written}
+                    yield _Schedule(written, scheduler.call, _GAMMA, _PERIOD, (), stepped, source)
+        for decay, ancestors in facts.decays:
+            # A decay by iteration count is not the epoch recipe, whatever its period.
+            if decay.period == _PERIOD and _is_recipe_gamma(decay.gamma) and "epoch" in decay.counter.lower():
+                written = f"the hand-written LR schedule `{facts.code(decay.node.with_changes(lpar=[], rpar=[]))}`"
+                source = {"scheduler": "StepLR", "step_size": _PERIOD, "gamma": _GAMMA, "written": written}
+                where = facts.where(ancestors)
+                # Computed from the epoch counter, it decays per epoch wherever it is evaluated.
+                stepped = (StepContext("per epoch", where.epoch_loop),) if where.stepping else (where,)
+                yield _Schedule(written, decay.node, _GAMMA, _PERIOD, (), stepped, source)
+
+    def _report(self, facts: TrainingFacts, schedule: _Schedule, length: TrainingLength, over_the_run: str) -> None:
+        origin = f"epochs from {length.origin} at line {facts.line(length.origin_node)}"
+        run = f"a {length.epochs}-epoch run"
+        batch_loops = [where.batch_loop for where in schedule.stepped if where.stepping == "per batch"]
+        if batch_loops:
+            if schedule.period:
+                per_batch = f"decays 10x every {schedule.period} batches"
+            else:
+                per_batch = f"decays 10x after {' and '.join(map(str, schedule.milestones))} batches"
+            what = (
+                f"is the ImageNet schedule in {run} ({origin}): stepped every batch "
+                f"(loop at line {facts.line(batch_loops[0])}) it {per_batch} (NN402), "
+                f"and stepped once per epoch it {over_the_run.rstrip(',')};"
+            )
+        else:
+            what = f"{over_the_run} in {run} ({origin}): the ImageNet schedule (LR / 10 at epochs 30 and 60 of 90) was copied;"
+        self.report(
+            schedule.node,
+            f"{schedule.written} {what} scale the milestones to your run or use "
+            f"CosineAnnealingLR(T_max={length.epochs})",
+            facts={
+                "schedule": schedule.source,
+                "epochs": length.epochs,
+                "epochs_from": length.origin,
+                "epochs_line": facts.line(length.origin_node),
+                "stepping": "per batch" if batch_loops else "per epoch",
+            },
+        )

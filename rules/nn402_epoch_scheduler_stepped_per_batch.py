@@ -1,0 +1,384 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from nnlint.rule import Example, Rule
+from nnlint.training_facts import Scheduler, TrainingFacts, TrainingLength, training_facts
+
+# An ExponentialLR gamma this close to 1 is a per-step decay (0.9999 ** 10_000 = 0.37); a per-epoch one
+# (0.9, 0.95, 0.98) applied every batch takes the LR to nothing within an epoch or two.
+_PER_STEP_GAMMA = 0.995
+_PER_BATCH_ALTERNATIVE = {"CosineAnnealingLR": ", or count T_max in batches (epochs * len(loader))"}
+
+
+class EpochSchedulerSteppedPerBatch(Rule):
+    """
+    ## What it does
+    Flags `scheduler.step()` inside the batch loop for a scheduler whose
+    period is counted in epochs: `StepLR`, `MultiStepLR`, `ExponentialLR`,
+    `CosineAnnealingLR(T_max=epochs)`, and a `LambdaLR` decaying every N
+    epochs (`lambda epoch: 0.1 ** (epoch // 30)`). The batch loop is a loop
+    over a loader nested in the epoch loop, or the loop of a function called
+    once per epoch (`train_one_epoch(..., scheduler)`).
+
+    ## Why is this bad?
+    Each `step()` advances the schedule by one of its units. Stepped every
+    batch, a schedule written in epochs runs `len(loader)` times too fast:
+    `StepLR(step_size=30)` divides the LR by 10 every 30 *batches*, and after
+    a few hundred batches the LR is zero for the rest of training. The loss
+    plateaus early and nothing says why.
+
+    ## Example
+    ```python
+    scheduler = StepLR(optimizer, step_size=30, gamma=0.1)
+    for epoch in range(args.epochs):
+        for images, labels in train_loader:
+            ...
+            optimizer.step()
+            scheduler.step()
+    ```
+
+    ## Use instead
+    Step it once per epoch, after the batch loop:
+    ```python
+    for epoch in range(args.epochs):
+        for images, labels in train_loader:
+            ...
+            optimizer.step()
+        scheduler.step()
+    ```
+    or, to change the LR every batch, give the scheduler its length in
+    batches: `CosineAnnealingLR(optimizer, T_max=args.epochs * len(train_loader))`.
+
+    ## Known problems
+    Only schedulers built in the same file, bound to one variable, and
+    stepped through it (or through the parameter of a function of the file
+    it is passed to) are checked; a scheduler from a factory or another
+    module is not. Schedulers meant per batch are not flagged: `OneCycleLR`,
+    `CyclicLR`, warmup schedulers, transformers' and timm's schedulers, a
+    period counted in steps (`T_max=total_steps`, `epochs * len(loader)`,
+    `step_size=5000`), `ReduceLROnPlateau` (its patience counts whatever its
+    caller steps it by, and a per-batch metric is a deliberate choice), and
+    `step(epoch + i / len(loader))`, which sets the epoch explicitly.
+
+    ## Runtime confirmation
+    `--confirm` builds the real torch scheduler on a dummy optimizer with the
+    arguments found and steps it once per batch for one epoch (the loader's
+    length when the run configures one, else 100 batches). Confirmed when
+    the LR after one epoch already differs from what one per-epoch step
+    gives (e.g. `StepLR(30)` has decayed after 30 batches, `T_max=epochs`
+    has finished its cosine); refuted when the two agree.
+
+    ## From the recipe
+    The LR schedule is part of the recipe's "overfit" step: "be very careful
+    with the default learning rate decay". A decay that fires a hundred
+    times too often is the worst case of it: training stops learning after
+    the first epoch.
+    """
+
+    code = "NN402"
+    name = "epoch-scheduler-stepped-per-batch"
+    severity = "error"
+    summary = "An epoch-based LR scheduler stepped inside the batch loop runs len(loader) times too fast"
+    triggers = ("StepLR", "ExponentialLR", "CosineAnnealingLR", "LambdaLR")
+
+    bad = [
+        Example(
+            """
+import torch
+import torch.nn.functional as F
+from torch.optim.lr_scheduler import StepLR
+
+def main(args, model, train_loader):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    scheduler = StepLR(optimizer, 30, 0.1)
+    for epoch in range(args.epochs):
+        model.train()
+        for step, (images, labels) in enumerate(train_loader):
+            loss = F.cross_entropy(model(images), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()  # <--
+""",
+            message="StepLR(step_size=30) is stepped every batch (loop `for step, (images, labels) in enumerate(train_loader)` at line 11): it decays after 30 batches, not 30 epochs; call scheduler.step() once per epoch, after the batch loop",
+        ),
+        Example(
+            """
+import torch
+from torch import optim
+
+EPOCHS = 50
+
+def train_one_epoch(model, loader, optimizer, lr_scheduler, criterion):
+    model.train()
+    for batch_idx, (data, target) in enumerate(loader):
+        optimizer.zero_grad()
+        criterion(model(data), target).backward()
+        optimizer.step()
+        lr_scheduler.step()  # <--
+
+def main(model, train_loader, criterion):
+    optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=EPOCHS)
+    for epoch in range(EPOCHS):
+        train_one_epoch(model, train_loader, optimizer, scheduler, criterion)
+""",
+            note="stepped in a function called once per epoch, the scheduler passed as an argument",
+            message="CosineAnnealingLR(T_max=50) is stepped every batch",
+        ),
+        Example(
+            """
+import torch
+from torch.optim import lr_scheduler
+
+class Trainer:
+    def __init__(self, model, train_loader, epochs=30):
+        self.model, self.train_loader, self.epochs = model, train_loader, epochs
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        self.scheduler = lr_scheduler.MultiStepLR(self.optimizer, milestones=[10, 20], gamma=0.1)
+
+    def train_epoch(self):
+        for inputs, targets in self.train_loader:
+            self.optimizer.zero_grad()
+            self.loss(inputs, targets).backward()
+            self.optimizer.step()
+            if self.warmup_done:
+                self.scheduler.step()  # <--
+
+    def fit(self):
+        for epoch in range(self.epochs):
+            self.train_epoch()
+""",
+            note="a trainer class: the scheduler on self, the batch loop in a method named for one epoch",
+            message="its milestones fall after 10 and 20 batches, not epochs",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import ExponentialLR
+
+def train(model, loader, epochs):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = ExponentialLR(optimizer, gamma=0.95)
+    for epoch in range(epochs):
+        for x, y in loader:
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+            scheduler.step()  # <--
+""",
+            message="it multiplies the LR by 0.95 every batch, not every epoch",
+        ),
+    ]
+    good = [
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import OneCycleLR
+
+EPOCHS = 5
+
+def finetune(model, train_loader):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = OneCycleLR(optimizer, max_lr=1e-3, epochs=EPOCHS, steps_per_epoch=len(train_loader))
+    for epoch in range(EPOCHS):
+        for images, labels in train_loader:
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+            scheduler.step()
+""",
+            note="trap: OneCycleLR is meant to be stepped every batch",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR
+
+def main(args, model, train_loader):
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
+    scheduler = CosineAnnealingLR(optimizer, T_max=args.epochs * len(train_loader))
+    for epoch in range(args.epochs):
+        for images, labels in train_loader:
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+            scheduler.step()
+""",
+            note="trap: CosineAnnealingLR whose T_max counts batches",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR
+from transformers import get_linear_schedule_with_warmup
+
+def main(args, model, train_loader, num_training_steps):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5)
+    scheduler = get_linear_schedule_with_warmup(optimizer, 500, num_training_steps)
+    cosine = CosineAnnealingLR(optimizer, T_max=num_training_steps)
+    for epoch in range(args.epochs):
+        for batch in train_loader:
+            model(**batch).loss.backward()
+            optimizer.step()
+            scheduler.step()
+            cosine.step()
+""",
+            note="trap: transformers' warmup schedule, and T_max named in steps",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import LambdaLR, StepLR
+
+def main(args, model, train_loader):
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
+    warmup = LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / args.warmup_steps))
+    decay = StepLR(optimizer, step_size=30, gamma=0.1)
+    for epoch in range(args.epochs):
+        for images, labels in train_loader:
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+            warmup.step()
+        decay.step()
+""",
+            note="trap: a per-step warmup lambda in the batch loop, the step decay once per epoch",
+        ),
+        Example(
+            """
+import torch
+from timm.scheduler import create_scheduler
+
+def main(args, model, loader_train):
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
+    lr_scheduler, num_epochs = create_scheduler(args, optimizer)
+    num_updates = 0
+    for epoch in range(num_epochs):
+        for batch_idx, (input, target) in enumerate(loader_train):
+            optimizer.step()
+            num_updates += 1
+            lr_scheduler.step_update(num_updates=num_updates)
+        lr_scheduler.step(epoch + 1)
+""",
+            note="trap: timm's scheduler, updated per batch with step_update(num_updates)",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import StepLR
+
+def main(model, train_loader, make_scheduler, epochs):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = make_scheduler(optimizer)
+    for epoch in range(epochs):
+        for x, y in train_loader:
+            optimizer.step()
+            scheduler.step()
+""",
+            note="trap: the scheduler comes from elsewhere: its kind is unknown, so nothing is said",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, StepLR
+
+def main(model, train_loader, epochs):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = StepLR(optimizer, step_size=30)
+    iters = len(train_loader)
+    for epoch in range(epochs):
+        for i, (x, y) in enumerate(train_loader):
+            optimizer.step()
+            scheduler.step(epoch + i / iters)
+            if i == len(train_loader) - 1:
+                scheduler.step()
+""",
+            note="an explicit epoch passed to step(), and a step guarded to the last batch: both per epoch",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import StepLR
+
+def main(model, train_loader, max_iters):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = StepLR(optimizer, step_size=30)
+    for it, (x, y) in enumerate(train_loader):
+        optimizer.step()
+        scheduler.step()
+        if it == max_iters:
+            break
+""",
+            note="no epoch loop: an iteration-counted run, where a period in batches may be meant",
+        ),
+    ]
+
+    def leave_Module(self, node: cst.Module) -> None:
+        facts = training_facts(self.context, node)
+        for scheduler in facts.schedulers:
+            # A variable bound to two schedulers (`if args.sched == "onecycle": ... else: ...`) may hold either.
+            if scheduler.rebound:
+                continue
+            # step(epoch) sets the epoch explicitly; step(metric) is ReduceLROnPlateau's.
+            per_batch = [step for step in scheduler.steps if step.where.stepping == "per batch" and not step.call.args]
+            if not per_batch:
+                continue
+            length = facts.training_length([step.where for step in scheduler.steps if step.where.stepping])
+            too_fast = self._too_fast(facts, scheduler, length)
+            if too_fast is None:
+                continue
+            written, consequence = too_fast
+            for step in per_batch:
+                loop = step.where.batch_loop
+                header = f"for {facts.code(loop.target)} in {facts.code(loop.iter)}"
+                holder = facts.code(step.call.func.value)
+                self.report(
+                    step.call,
+                    f"{written} is stepped every batch (loop `{header}` at line {facts.line(loop)}): {consequence}; "
+                    f"call {holder}.step() once per epoch, after the batch loop{_PER_BATCH_ALTERNATIVE.get(scheduler.kind, '')}",
+                    facts={
+                        "scheduler": scheduler.kind,
+                        "arguments": facts.arguments(scheduler),
+                        "stepping": "per batch",
+                        "batch_loop_line": facts.line(loop),
+                        "epochs": length.epochs if length else None,
+                    },
+                )
+
+    @staticmethod
+    def _too_fast(facts: TrainingFacts, scheduler: Scheduler, length: TrainingLength | None) -> tuple[str, str] | None:
+        """(the scheduler as written, what it does when stepped every batch), for a schedule counted in epochs."""
+        arguments, resolved = scheduler.arguments, facts.arguments(scheduler)
+        if scheduler.kind == "StepLR" and "step_size" in arguments:
+            if facts.looks_like_epochs(arguments["step_size"], length):
+                size = resolved.get("step_size", facts.code(arguments["step_size"]))
+                return facts.describe(scheduler, "step_size"), f"it decays after {size} batches, not {size} epochs"
+        elif scheduler.kind == "MultiStepLR" and "milestones" in arguments:
+            milestones = resolved.get("milestones")
+            if isinstance(milestones, list) and facts.looks_like_epochs(arguments["milestones"], length):
+                after = " and ".join(map(str, milestones))
+                return facts.describe(scheduler, "milestones"), f"its milestones fall after {after} batches, not epochs"
+        elif scheduler.kind == "ExponentialLR":
+            gamma = resolved.get("gamma")
+            if isinstance(gamma, (int, float)) and 0 < gamma < _PER_STEP_GAMMA:
+                return (
+                    facts.describe(scheduler, "gamma"),
+                    f"it multiplies the LR by {gamma} every batch, not every epoch ({gamma ** 100:.1e} after 100 batches)",
+                )
+        elif scheduler.kind == "CosineAnnealingLR" and "T_max" in arguments:
+            if facts.looks_like_epochs(arguments["T_max"], length):
+                period = resolved.get("T_max", facts.code(arguments["T_max"]))
+                return (
+                    facts.describe(scheduler, "T_max"),
+                    f"its cosine reaches the minimum after {period} batches, not {period} epochs, and climbs back",
+                )
+        elif scheduler.kind == "LambdaLR":
+            decay = facts.lambda_decay(scheduler)
+            if decay is not None and facts.looks_like_epochs(decay.node.right.right, length):
+                return (
+                    f"LambdaLR(`{facts.code(decay.node)}`)",
+                    f"it decays every {decay.period} batches, not every {decay.period} epochs",
+                )
+        return None
