@@ -417,7 +417,7 @@ class NfNet(nn.Module):
     def _hidden_layer(self, layer: cst.BaseExpression) -> str | None:
         """How we know `layer` (the owner of a `.weight`, or a weight matrix itself) is hidden, or None."""
         if isinstance(layer, cst.Name):
-            if self._layer_types(layer) and self._bound_per_module(layer) and not self._only_heads_built(layer):
+            if self._layer_types(layer) and self._bound_per_module(layer) and not self._only_a_classifier_built(layer):
                 return "every-layer"
             if any(_words(_code(loop.iter)) & _LAYER_LISTS for loop in self._loops_binding(layer)):
                 return "layer-list"
@@ -491,12 +491,11 @@ class NfNet(nn.Module):
         )
         return over_parameters and any("weight" in _words(_code(test)) for test in self._enclosing_conditions())
 
-    def _only_heads_built(self, layer: cst.Name) -> bool:
-        """Fixup and friends zero "every Linear" in a model whose only Linear is the classifier."""
+    def _only_a_classifier_built(self, layer: cst.Name) -> bool:
+        """Fixup zeroes "every nn.Linear" of a ResNet, whose only Linear is its classifier."""
         layer_types = self._layer_types(layer)
-        module = self.context.ancestors[0]
         built = heads = 0
-        for node in _descendants(module):
+        for node in _descendants(self.context.ancestors[0]):
             if isinstance(node, cst.Call) and self.context.call_name(node) in layer_types:
                 built += 1
             elif isinstance(node, (cst.Assign, cst.AnnAssign)) and node.value is not None:
@@ -506,7 +505,7 @@ class NfNet(nn.Module):
                         isinstance(call, cst.Call) and self.context.call_name(call) in layer_types
                         for call in _descendants(node.value)
                     )
-        return built > 0 and heads == built
+        return built > 0 and (heads == built or (built == 1 and layer_types == ["torch.nn.Linear"]))
 
     def _has_later_sibling(self, layer: cst.BaseExpression, base: str, number: str) -> bool:
         """`fc1` is hidden when an `fc2` follows it, under the same owner (`self.`, `m.`)."""
