@@ -1,3 +1,5 @@
+import re
+
 import libcst as cst
 
 from nnlint.rule import Example, Rule
@@ -9,6 +11,8 @@ _FUNCTIONAL_DROPOUTS = {
         "alpha_dropout": 2, "feature_alpha_dropout": 2,
     }.items()
 }  # fmt: skip
+# Monte-Carlo dropout modules keep dropout on at inference on purpose.
+_MONTE_CARLO_CLASS = re.compile(r"mc_?dropout|monte_?carlo|bayes", re.IGNORECASE)
 
 
 class FunctionalDropoutAlwaysOn(Rule):
@@ -37,7 +41,9 @@ class FunctionalDropoutAlwaysOn(Rule):
         return self.fc(F.dropout(x, 0.5, training=self.training))
     ```
     or an `nn.Dropout(0.5)` submodule. Deliberate Monte-Carlo dropout writes
-    `training=True` out, and is not flagged.
+    `training=True` out (or lives in a class named like `MCDropout`), and is
+    not flagged; neither is a call that only runs in training (`if
+    self.training:`, or after `if not self.training: return x`).
 
     ## Runtime confirmation
     `--confirm` puts the model in `eval()` and runs the same input twice:
@@ -85,6 +91,20 @@ class Encoder:
         return y
 """,
             note="a call that spans lines is reported where it starts",
+        ),
+        Example(
+            """
+import torch.nn.functional as F
+
+class GCN:
+    def forward(self, x):
+        if self.use_dropout:
+            x = F.dropout(x, self.p)  # <--
+        if not self.training:
+            x = F.dropout(x, self.p)  # <--
+        return x
+""",
+            note="a configuration flag is not the mode; a dropout that runs only in eval is still on in eval",
         ),
     ]
     good = [
@@ -141,11 +161,40 @@ class Net(nn.Module):
 """,
             note="the module form follows eval()",
         ),
+        Example(
+            """
+import torch.nn.functional as F
+
+class GraphConvolution:
+    def forward(self, x):
+        if self.training and self.is_sparse_inputs:
+            x = sparse_dropout(x, self.p)
+        elif self.training:
+            x = F.dropout(x, self.p)
+        return F.dropout(x, self.p) if self.training else x
+
+class LockedDropout:
+    def forward(self, x):
+        if not self.training or not self.p: return x
+        return F.dropout2d(x, self.p)
+""",
+            note="trap: calls that only run in training mode (if/elif/conditional, or after an eval early return)",
+        ),
+        Example(
+            """
+import torch.nn.functional as F
+
+class MCDropoutNetwork:
+    def forward(self, x):
+        return self.fc2(F.dropout(self.fc1(x), 0.5))
+""",
+            note="trap: a Monte-Carlo dropout model keeps dropout on at inference on purpose",
+        ),
     ]
 
     def visit_Call(self, node: cst.Call) -> None:
         training_position = _FUNCTIONAL_DROPOUTS.get(self.context.call_name(node))
-        if training_position is None or not self._in_forward():
+        if training_position is None or not self._in_forward() or self._only_runs_in_training(node):
             return
         positional = [arg for arg in node.args if arg.keyword is None and not arg.star]
         passes_training = len(positional) > training_position or any(
@@ -161,4 +210,50 @@ class Net(nn.Module):
 
     def _in_forward(self) -> bool:
         method = self.context.enclosing_method()
-        return method is not None and "forward" in method[1].name.value
+        return (
+            method is not None
+            and "forward" in method[1].name.value
+            and not _MONTE_CARLO_CLASS.search(method[0].name.value)
+        )
+
+    def _only_runs_in_training(self, call: cst.Call) -> bool:
+        """Inside `if self.training:` / `x if self.training else y`, or after `if not self.training: return`."""
+        ancestors = [*self.context.ancestors, call]
+        for parent, child in zip(ancestors, ancestors[1:]):
+            if isinstance(parent, cst.If) and child is parent.body and _tests_training(parent.test):
+                return True
+            if isinstance(parent, cst.IfExp) and child is parent.body and _tests_training(parent.test):
+                return True
+        body = self.context.enclosing_function().body
+        statement = next((child for parent, child in zip(ancestors, ancestors[1:]) if parent is body), None)
+        for earlier in body.body:
+            if earlier is statement:
+                break
+            if isinstance(earlier, cst.If) and _tests_training(earlier.test, negated=True) and _returns(earlier):
+                return True
+        return False
+
+
+def _is_training_flag(node: cst.BaseExpression) -> bool:
+    return (isinstance(node, cst.Name) and node.value == "training") or (
+        isinstance(node, cst.Attribute) and node.attr.value == "training" and isinstance(node.value, cst.Name)
+    )
+
+
+def _tests_training(test: cst.BaseExpression, negated: bool = False) -> bool:
+    """Whether `test` holds `self.training` (or `not self.training` when `negated`) as one of its and/or terms."""
+    if isinstance(test, cst.BooleanOperation):
+        return _tests_training(test.left, negated) or _tests_training(test.right, negated)
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        return _tests_training(test.expression, not negated)
+    return not negated and _is_training_flag(test)
+
+
+def _returns(branch: cst.If) -> bool:
+    """The branch ends in `return` or `raise`, so what follows it never runs in eval mode."""
+    if isinstance(branch.body, cst.SimpleStatementSuite):
+        last_line = branch.body.body
+    else:
+        last = branch.body.body[-1]
+        last_line = last.body if isinstance(last, cst.SimpleStatementLine) else []
+    return any(isinstance(statement, (cst.Return, cst.Raise)) for statement in last_line)
