@@ -36,6 +36,16 @@ FLAGGED = {
         model.fc1.weight.data.zero_()
         model.fc2.weight.data.normal_(0, 0.01)
         """,
+    "layers_built_in_another_file": """
+        from torch import nn
+        from .parts import DoubleConv, OutConv
+        class UNet(nn.Module):
+            def init_weights(self):
+                def weight_init(m):
+                    if isinstance(m, nn.Conv2d):
+                        nn.init.constant_(m.weight, 0)
+                self.apply(weight_init)
+        """,
     "parameter_replaced_on_hidden_layer": """
         import torch
         import torch.nn as nn
@@ -49,6 +59,26 @@ FLAGGED = {
 }
 
 SILENT = {
+    "single_linear_is_the_classifier": """
+        from torch import nn
+        class ResNet9(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.linear = nn.Linear(512, 10)
+                for m in self.modules():
+                    if isinstance(m, nn.Linear):
+                        nn.init.constant_(m.weight, 0)
+        """,
+    "heads_of_a_tuple": """
+        from torch import nn
+        class Policy:
+            def __init__(self):
+                self.hidden = nn.Sequential(nn.Linear(16, 32), nn.Tanh())
+                self.actor = nn.Linear(32, 3)
+                self.critic = nn.Linear(32, 1)
+                for m in (self.actor, self.critic):
+                    nn.init.zeros_(m.weight)
+        """,
     "fixed_blur_kernel": """
         import torch.nn as nn
         class Blur(nn.Module):
