@@ -158,7 +158,7 @@ class TwoLayerNet(nn.Module):
 W1 = torch.full((784, 100), 0.1, requires_grad=True)  # <--
 W2 = torch.randn(100, 10, requires_grad=True)
 """,
-            note="hidden weight matrices created constant (W1 before a W2; the last, W2, may start at zero); from scratch too",
+            note="hidden weight matrices created constant (W1 before a W2; the last, W2, may be zero); from scratch too",
         ),
         Example(
             """
@@ -441,7 +441,8 @@ class NfNet(nn.Module):
         if _has_negative_index(tensor):
             return True
         context = [_code(tensor)] + [_code(test) for test in self._enclosing_conditions()]
-        context += [node.name.value for node in self.context.ancestors if isinstance(node, (cst.FunctionDef, cst.ClassDef))]
+        definitions = (cst.FunctionDef, cst.ClassDef)
+        context += [node.name.value for node in self.context.ancestors if isinstance(node, definitions)]
         context += [_code(node.iter) for node in self.context.ancestors if isinstance(node, cst.For)]
         return any(_is_deliberate_text(text) for text in context)
 
@@ -519,12 +520,12 @@ class NfNet(nn.Module):
         return False
 
     def _sibling_scope(self, layer: cst.BaseExpression) -> cst.CSTNode:
-        """The class for `self.` layers; else the innermost branch, which for an
+        """The class for `self.` layers; else the innermost block, which for an
         `isinstance(m, Block)` branch holds only that block's layers."""
-        inner = [n for n in self.context.ancestors if isinstance(n, (cst.ClassDef, cst.FunctionDef, cst.IndentedBlock))]
         if _root_name(layer) == "self":
             return self.context.enclosing_class() or self.context.ancestors[0]
-        return inner[-1] if inner else self.context.ancestors[0]
+        blocks = [node for node in self.context.ancestors if isinstance(node, cst.IndentedBlock)]
+        return blocks[-1] if blocks else self.context.ancestors[0]
 
     def _reinitialised(self, tensor: cst.BaseExpression, evidence: str, placeholder: bool) -> bool:
         """A constant that is later initialised at random, frozen or reset is not the init that trains.
