@@ -82,6 +82,13 @@ class ZeroWeightInit(Rule):
             nn.init.zeros_(m.bias)
     ```
 
+    ## Known problems
+    A layer is only known to be hidden from its name or from an all-layer
+    loop; `nn.init.zeros_(self.proj.weight)` or a layer whose siblings are
+    defined in another file is not flagged, and neither is zeroing "every
+    Linear" when every Linear in the file is built under a head-like name
+    (VGG's `classifier` MLP).
+
     ## Runtime confirmation
     `--confirm` builds the model, runs one probe forward and backward, and
     looks at the flagged tensor's gradient: zero gradient (it never learns) or
@@ -153,6 +160,7 @@ class TwoLayerNet(nn.Module):
     def __init__(self, d_in, d_hidden):
         super().__init__()
         self.W1 = nn.Parameter(torch.zeros(d_in, d_hidden))  # <--
+        self.hidden_weight = nn.Parameter(torch.ones(d_hidden, d_hidden))  # <--
         self.W2 = nn.Parameter(torch.zeros(d_hidden, 10))
 
 W1 = torch.full((784, 100), 0.1, requires_grad=True)  # <--
