@@ -260,6 +260,7 @@ def print_table(corpus: Corpus, results: list[Measurement]) -> None:
     print(f"  {'nnlint / other':<14} " + " ".join(f"{other:>14}" for other in others) + "   (wall time)")
     for nnlint, against in table.items():
         print(f"  {nnlint:<14} " + " ".join(f"{against[other]:14.2f}" for other in others))
+    sys.stdout.flush()  # a corpus takes minutes: show its table before starting the next
 
 
 def main() -> None:
