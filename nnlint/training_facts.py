@@ -55,19 +55,34 @@ _STEP_WORDS = frozenset({"steps", "iter", "iters", "iteration", "iterations", "b
 _ARGUMENT_DECLARATIONS = ("add_argument", "option")  # argparse, click
 _RANGE_WRAPPERS = ("tqdm", "enumerate", "iter")
 _WORD = re.compile(r"[a-z]+")
+# `train_iter`, `data_iter` (d2l's name for a DataLoader), not `max_iter`, `num_iter` (counts).
+_ITERATOR_NAME = re.compile(r"(?!(?:max|num|n|nb|total)_iter$)\w+_iter")
 _ARITHMETIC = {
     cst.Add: operator.add, cst.Subtract: operator.sub, cst.Multiply: operator.mul,
     cst.Divide: operator.truediv, cst.FloorDivide: operator.floordiv, cst.Power: operator.pow,
 }  # fmt: skip
 
 
+# How code reads a value: (form, name, where). `epochs` in function f: (NAME, "epochs", f);
+# `args.epochs`: (ATTRIBUTE, "epochs", None); `cfg["epochs"]`: (ITEM, "epochs", "cfg").
+NAME, ATTRIBUTE, ITEM = "name", "attribute", "item"
+Read = tuple[str, str, object]
+_ANY_ATTRIBUTE = (ATTRIBUTE, None)
+
+
 @dataclass(frozen=True)
 class Binding:
     """A place where the file gives a name a value: `epochs = 20`, `add_argument("--epochs", default=20)`,
-    `{"epochs": 20}`, `Trainer(max_epochs=20)`, `def train(epochs=20)`."""
+    `{"epochs": 20}`, `Trainer(max_epochs=20)`, `def train(epochs=20)`.
+
+    `answers` holds the (form, where) of the reads it answers: a local `epoch = 0` in one function says
+    nothing about `epoch` in another, nor about `cfg["epoch"]`; any attribute `.epochs` is taken to be
+    the one option, field or keyword of that name (the file's other bindings must agree).
+    """
 
     value: cst.BaseExpression
     origin: cst.CSTNode
+    answers: frozenset[tuple[str, object]]
     label: str | None = None  # how to name it in a message, when its code would not read well
 
 
@@ -112,6 +127,7 @@ class PeriodicDecay:
     node: cst.BinaryOperation
     gamma: Number
     period: int
+    period_written: cst.BaseExpression  # `30`, `args.lr_step`
     counter: str  # the code of the counter, e.g. "epoch"
 
 
@@ -155,16 +171,24 @@ def _callee_name(call: cst.Call) -> str | None:
     return None
 
 
-def _key(expr: cst.BaseExpression) -> str | None:
-    """The name a value is looked up by: `epochs`, `args.epochs`, `cfg["epochs"]` -> "epochs"."""
-    if isinstance(expr, cst.Name):
-        return expr.value
-    if isinstance(expr, cst.Attribute):
-        return expr.attr.value
-    if isinstance(expr, cst.Subscript) and len(expr.slice) == 1:
+def _item_key(expr: cst.Subscript) -> str | None:
+    """"epochs" for `cfg["epochs"]`."""
+    if len(expr.slice) == 1:
         index = expr.slice[0].slice
         if isinstance(index, cst.Index) and isinstance(index.value, cst.SimpleString):
             return index.value.raw_value
+    return None
+
+
+def _assigned_to(value: cst.CSTNode, ancestors: list[cst.CSTNode]) -> str | None:
+    """`cfg` when `value` is the whole right-hand side of `cfg = value`, found from its ancestors."""
+    if len(ancestors) < 2:
+        return None
+    statement = ancestors[-2] if ancestors[-1] is value else ancestors[-1]
+    if isinstance(statement, cst.Assign) and statement.value is value and len(statement.targets) == 1:
+        return dotted_name(statement.targets[0].target)
+    if isinstance(statement, cst.AnnAssign) and statement.value is value:
+        return dotted_name(statement.target)
     return None
 
 
@@ -186,6 +210,7 @@ class TrainingFacts:
         self._calls: list[tuple[cst.Call, list[cst.CSTNode]]] = []
         self._assigned: dict[tuple[cst.CSTNode, str], int] = {}  # (scope, variable) -> how many assignments
         self._batch_loops: set[cst.For] = set()
+        self._name_scopes: dict[cst.Name, cst.CSTNode] = {}  # the function (or module) each name is read in
         self._positions = None
         self._read(module)
         for scheduler in self.schedulers:
@@ -204,10 +229,16 @@ class TrainingFacts:
                 self._read_assignment(node, ancestors)
             elif isinstance(node, cst.FunctionDef):
                 self.functions.setdefault(node.name.value, []).append(node)
+            elif isinstance(node, cst.Name):
+                self._name_scopes[node] = _innermost(ancestors, cst.FunctionDef) or module
             elif isinstance(node, cst.Param) and node.default is not None:
-                self._bind(node.name.value, Binding(node.default, node))
+                function = ancestors[-2] if len(ancestors) > 1 else None  # FunctionDef > Parameters > Param
+                if isinstance(function, cst.FunctionDef):
+                    self._bind(node.name.value, Binding(node.default, node, frozenset({(NAME, function)})))
             elif isinstance(node, cst.DictElement) and isinstance(node.key, cst.SimpleString):
-                self._bind(node.key.raw_value, Binding(node.value, node))
+                container = _assigned_to(ancestors[-1], ancestors[:-1])
+                answers = frozenset({(ITEM, container)} if container else ())
+                self._bind(node.key.raw_value, Binding(node.value, node, answers))
             elif isinstance(node, (cst.For, cst.While)):
                 self._read_loop(node)
             elif isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Power):
@@ -223,9 +254,14 @@ class TrainingFacts:
         self.bindings.setdefault(key, []).append(binding)
 
     def _read_call(self, call: cst.Call, ancestors: list[cst.CSTNode]) -> None:
+        # `Config(epochs=20).epochs`, `Trainer(max_epochs=20)`; `cfg = dict(epochs=20)` also gives `cfg["epochs"]`.
+        answers = {_ANY_ATTRIBUTE}
+        container = _assigned_to(call, ancestors) if _callee_name(call) == "dict" else None
+        if container is not None:
+            answers.add((ITEM, container))
         for arg in call.args:
             if arg.keyword is not None:
-                self._bind(arg.keyword.value, Binding(arg.value, arg))
+                self._bind(arg.keyword.value, Binding(arg.value, arg, frozenset(answers)))
         if _callee_name(call) in _ARGUMENT_DECLARATIONS:
             self._read_argument_declaration(call)
         qualified = self.context.call_name(call) or ""
@@ -246,7 +282,8 @@ class TrainingFacts:
         dest = keywords.get("dest")
         name = dest.raw_value if isinstance(dest, cst.SimpleString) else long_options[0].lstrip("-").replace("-", "_")
         default = self.code(keywords["default"])
-        self._bind(name, Binding(keywords["default"], call, f"`{long_options[0]}` default {default}"))
+        label = f"`{long_options[0]}` default {default}"
+        self._bind(name, Binding(keywords["default"], call, frozenset({_ANY_ATTRIBUTE}), label))
 
     def _read_scheduler(self, call: cst.Call, kind: str, ancestors: list[cst.CSTNode]) -> None:
         parameters = _PARAMETERS.get(kind, ())
@@ -265,13 +302,21 @@ class TrainingFacts:
         if node.value is None:
             return
         targets = [target.target for target in node.targets] if isinstance(node, cst.Assign) else [node.target]
+        owner = _innermost(ancestors, (cst.ClassDef, cst.FunctionDef)) or self.module
         for target in targets:
-            variable, key = dotted_name(target), _key(target)
+            variable = dotted_name(target)
             if variable is not None:
                 scope_key = (self._scope(variable, ancestors), variable)
                 self._assigned[scope_key] = self._assigned.get(scope_key, 0) + 1
-            if key is not None:
-                self._bind(key, Binding(node.value, node))
+            if isinstance(target, cst.Name):
+                # A class field (`epochs: int = 20` in a dataclass) is read as `cfg.epochs`.
+                answers = _ANY_ATTRIBUTE if isinstance(owner, cst.ClassDef) else (NAME, owner)
+                self._bind(target.value, Binding(node.value, node, frozenset({answers})))
+            elif isinstance(target, cst.Attribute):
+                self._bind(target.attr.value, Binding(node.value, node, frozenset({_ANY_ATTRIBUTE})))
+            elif isinstance(target, cst.Subscript) and _item_key(target) is not None:
+                answers = frozenset({(ITEM, dotted_name(target.value))})
+                self._bind(_item_key(target), Binding(node.value, node, answers))
 
     def _read_loop(self, loop: cst.For | cst.While) -> None:
         if isinstance(loop, cst.For) and self._iterates_batches(loop):
@@ -289,6 +334,7 @@ class TrainingFacts:
             return False  # iterating over the loaders themselves (`for loader in (train, val)`)
         return (
             any("loader" in name or "batches" in name or "per_epoch" in name for name in iter_names)
+            or any(_ITERATOR_NAME.fullmatch(name) for name in iter_names)
             or any("batch" in name for name in target_names)
         )  # fmt: skip
 
@@ -308,7 +354,7 @@ class TrainingFacts:
         found = self._evaluate(expr, frozenset())
         return None if found is None else found[0]
 
-    def _evaluate(self, expr: cst.BaseExpression, seen: frozenset[str]) -> tuple[object, Binding | None] | None:
+    def _evaluate(self, expr: cst.BaseExpression, seen: frozenset) -> tuple[object, Binding | None] | None:
         """(value, the one binding it came from, if one) — the binding names the origin in messages."""
         if isinstance(expr, (cst.Integer, cst.Float)):
             return expr.evaluated_value, None
@@ -330,17 +376,38 @@ class TrainingFacts:
         if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value in ("int", "round"):
             inner = self._evaluate(expr.args[0].value, seen) if len(expr.args) == 1 else None
             return None if inner is None or not isinstance(inner[0], (int, float)) else (int(inner[0]), inner[1])
-        key = _key(expr)
-        if key is None or key in seen:
+        read = self._read_of(expr)
+        if read is None or read in seen:
             return None
-        return self._lookup(key, seen | {key})
+        return self._lookup(read[1], read, seen | {read})
 
-    def _lookup(self, key: str, seen: frozenset[str]) -> tuple[object, Binding] | None:
-        """The value every binding of `key` agrees on; None if any disagrees or is unknown."""
+    def _read_of(self, expr: cst.BaseExpression) -> Read | None:
+        if isinstance(expr, cst.Name):
+            return NAME, expr.value, self._name_scopes.get(expr, self.module)
+        if isinstance(expr, cst.Attribute):
+            return ATTRIBUTE, expr.attr.value, None
+        if isinstance(expr, cst.Subscript) and _item_key(expr) is not None:
+            return ITEM, _item_key(expr), dotted_name(expr.value)
+        return None
+
+    def _bindings_for(self, key: str, read: Read | None) -> list[Binding]:
+        """The bindings that answer `read` (all bindings of `key` when None); a name not bound in its
+        function is looked up among the module's globals."""
+        bindings = self.bindings.get(key, [])
+        if read is None:
+            return bindings
+        form, _, where = read
+        found = [binding for binding in bindings if (form, where) in binding.answers]
+        if not found and form == NAME:
+            found = [binding for binding in bindings if (NAME, self.module) in binding.answers]
+        return found
+
+    def _lookup(self, key: str, read: Read | None, seen: frozenset) -> tuple[object, Binding] | None:
+        """The value every binding answering `read` agrees on; None if any disagrees or is unknown."""
         values = []
-        for binding in self.bindings.get(key, ()):
-            if _key(binding.value) == key:
-                continue  # `self.epochs = epochs`, `train(epochs=args.epochs)`: an alias, not a value
+        for binding in self._bindings_for(key, read):
+            if self._read_of(binding.value) in seen:
+                continue  # `train(epochs=args.epochs)` while reading `args.epochs`: an alias, not a value
             found = self._evaluate(binding.value, seen)
             if found is None:
                 return None
@@ -375,7 +442,7 @@ class TrainingFacts:
         gamma, period = self.value(expr.left), self.value(exponent.right)
         if not (isinstance(gamma, (int, float)) and 0 < gamma < 1 and isinstance(period, int) and period > 0):
             return None
-        return PeriodicDecay(expr, gamma, period, self.code(exponent.left))
+        return PeriodicDecay(expr, gamma, period, exponent.right, self.code(exponent.left))
 
     def arguments(self, scheduler: Scheduler) -> dict[str, object]:
         """The scheduler's arguments the file gives numbers for, torch defaults included: what the
@@ -401,7 +468,8 @@ class TrainingFacts:
         """The `gamma ** (epoch // period)` a LambdaLR's lambda computes, written inline or bound to a name."""
         function = scheduler.arguments.get("lr_lambda")
         if function is not None and not isinstance(function, cst.Lambda):
-            bindings = self.bindings.get(_key(function) or "", [])
+            read = self._read_of(function)
+            bindings = self._bindings_for(read[1], read) if read else []
             function = bindings[0].value if len(bindings) == 1 else None
         if not isinstance(function, cst.Lambda):
             return None
@@ -524,11 +592,15 @@ class TrainingFacts:
         if any(context.stepping is None for context in contexts):
             return None
         loops = {context.epoch_loop for context in contexts}
-        if loops and loops != {None}:
-            return self._loop_length(loops.pop()) if len(loops) == 1 and None not in loops else None
+        if loops - {None}:
+            return self._loop_length(loops.pop()) if len(loops) == 1 else None
+        return self._epoch_count()
+
+    def _epoch_count(self) -> TrainingLength | None:
+        """The one number of epochs the whole file agrees on, from its epoch loops and epoch-count names."""
         candidates = [self._loop_length(loop) for loop in self.epoch_loops]
         for key in sorted(EPOCH_COUNT_NAMES & self.bindings.keys()):
-            found = self._lookup(key, frozenset({key}))
+            found = self._lookup(key, None, frozenset())
             candidates.append(self._length(found[0], found[1]) if found else None)
         if not candidates or None in candidates or len({c.epochs for c in candidates}) != 1:
             return None
@@ -540,7 +612,7 @@ class TrainingFacts:
             test = loop.test
             if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
                 if isinstance(test.comparisons[0].operator, cst.LessThan):
-                    return self._bound(test.comparisons[0].comparator, 0, None)
+                    return self._bound(test.comparisons[0].comparator, 0, test)
             return None
         iterable = loop.iter
         while isinstance(iterable, cst.Call) and _callee_name(iterable) in _RANGE_WRAPPERS and iterable.args:
@@ -550,19 +622,24 @@ class TrainingFacts:
         args = [arg.value for arg in iterable.args]
         if len(args) == 1:
             return self._bound(args[0], 0, iterable)
-        if len(args) == 2:
-            start = self.value(args[0]) if isinstance(args[0], (cst.Integer, cst.UnaryOperation)) else 0
-            return self._bound(args[1], start, iterable)
-        return None
+        if len(args) != 2:
+            return None
+        start, stop = args
+        if isinstance(stop, cst.BinaryOperation) and isinstance(stop.operator, cst.Add):
+            if self.code(stop.left) == self.code(start):  # `range(start_epoch, start_epoch + 200)`
+                return self._bound(stop.right, 0, iterable)
+        # A resumed run (`range(args.start_epoch, args.epochs)`) is as long as the one it resumes.
+        first = self.value(start) if isinstance(start, (cst.Integer, cst.UnaryOperation)) else 0
+        return self._bound(stop, first, iterable)
 
-    def _bound(self, stop: cst.BaseExpression, start: object, written: cst.CSTNode | None) -> TrainingLength | None:
+    def _bound(self, stop: cst.BaseExpression, start: object, written: cst.CSTNode) -> TrainingLength | None:
+        """The length of a loop from `start` to `stop`, named by where `stop` got its value (or by the
+        loop's own code, `range(20)`, when it is written there)."""
         found = self._evaluate(stop, frozenset())
         if found is None or not isinstance(found[0], int) or not isinstance(start, int):
             return None
         stop_value, binding = found
-        if binding is None and written is not None:
-            return self._length(stop_value - start, Binding(stop, written))
-        return self._length(stop_value - start, binding)
+        return self._length(stop_value - start, binding or Binding(stop, written, frozenset()))
 
     def _length(self, epochs: object, binding: Binding | None) -> TrainingLength | None:
         if not isinstance(epochs, int) or epochs <= 0 or binding is None:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import partial
 
 import libcst as cst
 
 from nnlint.rule import Example, Rule
-from nnlint.training_facts import StepContext, TrainingFacts, TrainingLength, training_facts
+from nnlint.training_facts import Scheduler, StepContext, TrainingFacts, TrainingLength, training_facts
 
 _PERIOD = 30  # the ImageNet recipe: LR / 10 every 30 epochs
 _GAMMA = 0.1
@@ -13,6 +15,8 @@ _MILESTONES = (30, 60)
 # The confirmation threshold of RULES.md: a schedule that takes the LR below this fraction of its
 # start before half of the run has stopped the training early.
 _LR_FLOOR = 1e-3
+# A LambdaLR or hand-written decay is simulated as the torch scheduler it equals.
+_AS_STEP_LR = {"scheduler": "StepLR", "step_size": _PERIOD, "gamma": _GAMMA}
 
 
 @dataclass(frozen=True)
@@ -21,38 +25,47 @@ class _Schedule:
 
     written: str  # how the message names it
     node: cst.CSTNode  # where it is reported
-    gamma: float
     period: int | None  # StepLR, LambdaLR, by hand: every `period` epochs
     milestones: tuple[int, ...]  # MultiStepLR
-    stepped: tuple[StepContext, ...]  # where its steps run (for a hand-written decay: where it is computed)
-    source: dict  # scheduler and arguments, for the runtime simulation
+    stepped: list[StepContext]  # where its steps run (for a hand-written decay: where it is computed)
+    source: dict  # what the runtime simulation builds: a torch scheduler and its arguments
 
     def decays_before(self, epoch: float) -> list[int]:
         """The epochs at which the LR drops, before `epoch` (stepped once per epoch, as the recipe does)."""
         if self.period:
-            return list(range(self.period, int(-(-epoch // 1)), self.period))
+            return list(range(self.period, math.ceil(epoch), self.period))
         return [milestone for milestone in self.milestones if milestone < epoch]
 
 
 def _is_recipe_gamma(gamma: object) -> bool:
-    return isinstance(gamma, (int, float)) and abs(gamma - _GAMMA) < 1e-9
+    return isinstance(gamma, (int, float)) and math.isclose(gamma, _GAMMA)
+
+
+def _is_recipe_milestones(milestones: object) -> bool:
+    """[30, 60], [30, 60, 90], [30, 60, 80]: the ImageNet milestones, however many follow."""
+    return isinstance(milestones, list) and tuple(milestones[:2]) == _MILESTONES and milestones == sorted(milestones)
+
+
+def _article(number: int) -> str:
+    """"an 80-epoch run", "an 11-epoch run", "a 20-epoch run"."""
+    digits = str(number)
+    return "an" if digits[0] == "8" or (digits[:2] in ("11", "18") and len(digits) % 3 == 2) else "a"
 
 
 def _over_the_run(schedule: _Schedule, epochs: int) -> str | None:
     """What the schedule does over `epochs` epochs, if that is not what its author meant; None if it fits."""
+    run = f"{_article(epochs)} {epochs}-epoch run"
     decays = schedule.decays_before(epochs)
     if not decays:
-        return "never decays"
-    unreached = [milestone for milestone in schedule.milestones if milestone > epochs]
-    if unreached:
-        reached, listed = len(decays), len(schedule.milestones)
-        first = "the first" if reached == 1 else f"the first {reached}"
-        return f"reaches only {first} of {listed} milestones"
+        return f"never decays in {run}"
+    if any(milestone > epochs for milestone in schedule.milestones):
+        first = "the first" if len(decays) == 1 else f"the first {len(decays)}"
+        return f"reaches only {first} of {len(schedule.milestones)} milestones in {run}"
     for count, epoch in enumerate(schedule.decays_before(epochs / 2), 1):
-        if schedule.gamma**count < _LR_FLOOR:
+        if _GAMMA**count < _LR_FLOOR:
             return (
-                f"decays {len(decays)} times, to below {_LR_FLOOR:g} of the starting LR from epoch {epoch}, "
-                "before half of training,"
+                f"decays {len(decays)} times in {run}, below {_LR_FLOOR:g}x the initial LR "
+                f"from epoch {epoch}, before half of training"
             )
     return None
 
@@ -151,7 +164,10 @@ for epoch in range(args.epochs):
     scheduler.step()
 """,
             note="the training length from an argparse default",
-            message="StepLR(step_size=30, gamma=0.1) never decays in a 20-epoch run (epochs from `--epochs` default 20 at line 8)",
+            message=(
+                "StepLR(step_size=30, gamma=0.1) never decays in a 20-epoch run "
+                "(epochs from `--epochs` default 20 at line 8)"
+            ),
         ),
         Example(
             """
@@ -241,7 +257,7 @@ def train(model, train_loader, epochs=300):
         scheduler.step()
 """,
             note="a run so long that the schedule ends training early",
-            message="decays 9 times, to below 0.001 of the starting LR from epoch 120",
+            message="decays 9 times in a 300-epoch run, below 0.001x the initial LR from epoch 120",
         ),
         Example(
             """
@@ -394,63 +410,32 @@ def train_model(model, dataloaders, criterion, optimizer, num_epochs=25):
 
     def leave_Module(self, node: cst.Module) -> None:
         facts = training_facts(self.context, node)
-        for schedule in self._schedules(facts):
-            length = facts.training_length(list(schedule.stepped))
-            if length is None:
-                continue
-            over_the_run = _over_the_run(schedule, length.epochs)
+        for schedule in [*map(partial(_from_scheduler, facts), facts.schedulers), *_written_by_hand(facts)]:
+            length = facts.training_length(schedule.stepped) if schedule else None
+            over_the_run = _over_the_run(schedule, length.epochs) if length else None
             if over_the_run is not None:
                 self._report(facts, schedule, length, over_the_run)
 
-    def _schedules(self, facts: TrainingFacts):
-        for scheduler in facts.schedulers:
-            arguments = facts.arguments(scheduler)
-            stepped = tuple(step.where for step in scheduler.steps)
-            gamma = arguments.get("gamma")
-            if scheduler.kind == "StepLR" and arguments.get("step_size") == _PERIOD and _is_recipe_gamma(gamma):
-                written = facts.describe(scheduler, "step_size", "gamma")
-                yield _Schedule(written, scheduler.call, _GAMMA, _PERIOD, (), stepped, arguments | {"scheduler": "StepLR"})
-            elif scheduler.kind == "MultiStepLR" and _is_recipe_gamma(gamma):
-                milestones = arguments.get("milestones")
-                if isinstance(milestones, list) and tuple(milestones[:2]) == _MILESTONES and milestones == sorted(milestones):
-                    written = facts.describe(scheduler, "milestones", "gamma")
-                    source = arguments | {"scheduler": "MultiStepLR"}
-                    yield _Schedule(written, scheduler.call, _GAMMA, None, tuple(milestones), stepped, source)
-            elif scheduler.kind == "LambdaLR":
-                decay = facts.lambda_decay(scheduler)
-                if decay is not None and decay.period == _PERIOD and _is_recipe_gamma(decay.gamma):
-                    written = f"LambdaLR(`{facts.code(decay.node)}`)"
-                    source = {"scheduler": "StepLR", "step_size": _PERIOD, "gamma": _GAMMA, "written": written}
-                    yield _Schedule(written, scheduler.call, _GAMMA, _PERIOD, (), stepped, source)
-        for decay, ancestors in facts.decays:
-            # A decay by iteration count is not the epoch recipe, whatever its period.
-            if decay.period == _PERIOD and _is_recipe_gamma(decay.gamma) and "epoch" in decay.counter.lower():
-                written = f"the hand-written LR schedule `{facts.code(decay.node.with_changes(lpar=[], rpar=[]))}`"
-                source = {"scheduler": "StepLR", "step_size": _PERIOD, "gamma": _GAMMA, "written": written}
-                where = facts.where(ancestors)
-                # Computed from the epoch counter, it decays per epoch wherever it is evaluated.
-                stepped = (StepContext("per epoch", where.epoch_loop),) if where.stepping else (where,)
-                yield _Schedule(written, decay.node, _GAMMA, _PERIOD, (), stepped, source)
-
     def _report(self, facts: TrainingFacts, schedule: _Schedule, length: TrainingLength, over_the_run: str) -> None:
         origin = f"epochs from {length.origin} at line {facts.line(length.origin_node)}"
-        run = f"a {length.epochs}-epoch run"
         batch_loops = [where.batch_loop for where in schedule.stepped if where.stepping == "per batch"]
         if batch_loops:
+            # Stepped every batch, 30 means 30 batches (NN402 reports the step): say both what it does
+            # here and why the recipe would not fit the run either.
             if schedule.period:
-                per_batch = f"decays 10x every {schedule.period} batches"
+                per_batch = f"every {schedule.period} batches"
             else:
-                per_batch = f"decays 10x after {' and '.join(map(str, schedule.milestones))} batches"
+                per_batch = f"after {' and '.join(map(str, schedule.milestones))} batches"
             what = (
-                f"is the ImageNet schedule in {run} ({origin}): stepped every batch "
-                f"(loop at line {facts.line(batch_loops[0])}) it {per_batch} (NN402), "
-                f"and stepped once per epoch it {over_the_run.rstrip(',')};"
+                f"is the ImageNet schedule ({origin}): stepped every batch (loop at line "
+                f"{facts.line(batch_loops[0])}) it decays 10x {per_batch} (NN402), and stepped once per epoch "
+                f"it {over_the_run}"
             )
         else:
-            what = f"{over_the_run} in {run} ({origin}): the ImageNet schedule (LR / 10 at epochs 30 and 60 of 90) was copied;"
+            what = f"{over_the_run} ({origin}): the ImageNet schedule (LR / 10 at epochs 30 and 60 of 90) was copied"
         self.report(
             schedule.node,
-            f"{schedule.written} {what} scale the milestones to your run or use "
+            f"{schedule.written} {what}; scale the milestones to your run or use "
             f"CosineAnnealingLR(T_max={length.epochs})",
             facts={
                 "schedule": schedule.source,
@@ -460,3 +445,34 @@ def train_model(model, dataloaders, criterion, optimizer, num_epochs=25):
                 "stepping": "per batch" if batch_loops else "per epoch",
             },
         )
+
+
+def _from_scheduler(facts: TrainingFacts, scheduler: Scheduler) -> _Schedule | None:
+    """The ImageNet decay as a torch scheduler: StepLR(30, 0.1), MultiStepLR([30, 60]), LambdaLR(0.1 ** (e // 30))."""
+    arguments = facts.arguments(scheduler)
+    stepped = [step.where for step in scheduler.steps]
+    source = {"scheduler": scheduler.kind, **arguments}
+    if scheduler.kind == "StepLR" and arguments.get("step_size") == _PERIOD and _is_recipe_gamma(arguments["gamma"]):
+        return _Schedule(facts.describe(scheduler, "step_size", "gamma"), scheduler.call, _PERIOD, (), stepped, source)
+    if scheduler.kind == "MultiStepLR" and _is_recipe_milestones(arguments.get("milestones")):
+        if _is_recipe_gamma(arguments["gamma"]):
+            written = facts.describe(scheduler, "milestones", "gamma")
+            return _Schedule(written, scheduler.call, None, tuple(arguments["milestones"]), stepped, source)
+    if scheduler.kind == "LambdaLR":
+        decay = facts.lambda_decay(scheduler)
+        if decay is not None and decay.period == _PERIOD and _is_recipe_gamma(decay.gamma):
+            written = f"LambdaLR(`{facts.code(decay.node)}`)"
+            return _Schedule(written, scheduler.call, _PERIOD, (), stepped, _AS_STEP_LR | {"written": written})
+    return None
+
+
+def _written_by_hand(facts: TrainingFacts):
+    """`lr = base_lr * 0.1 ** (epoch // 30)`: the decay computed from the epoch counter (an iteration
+    counter with the same period is not the epoch recipe)."""
+    for decay, ancestors in facts.decays:
+        if decay.period == _PERIOD and _is_recipe_gamma(decay.gamma) and "epoch" in decay.counter.lower():
+            written = f"the hand-written LR schedule `{facts.code(decay.node.with_changes(lpar=[], rpar=[]))}`"
+            where = facts.where(ancestors)
+            # Computed from the epoch counter, it decays per epoch wherever it is evaluated.
+            stepped = [StepContext("per epoch", where.epoch_loop) if where.stepping else where]
+            yield _Schedule(written, decay.node, _PERIOD, (), stepped, _AS_STEP_LR | {"written": written})

@@ -1,0 +1,92 @@
+"""NN401 beyond its examples: where the ImageNet schedule stops fitting the run, and the cases it leaves alone."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from nnlint.rule import rule_by_code
+from nnlint.static import lint_source
+
+
+def findings(source: str):
+    result = lint_source(textwrap.dedent(source).encode(), "train.py", [rule_by_code("NN401")], max_file_size=10**7)
+    assert not result.diagnostics
+    return result.findings
+
+
+def messages(source: str) -> list[str]:
+    return [finding.message for finding in findings(source)]
+
+
+def run_of(epochs: int, schedule: str) -> str:
+    return f"""
+    import torch
+    from torch.optim.lr_scheduler import MultiStepLR, StepLR
+
+    def fit(model, loader, opt):
+        scheduler = {schedule}
+        for epoch in range({epochs}):
+            for x, y in loader:
+                opt.step()
+            scheduler.step()
+    """
+
+
+@pytest.mark.parametrize(
+    ("epochs", "schedule", "expected"),
+    [
+        (30, "StepLR(opt, 30)", "never decays in a 30-epoch run"),
+        (80, "MultiStepLR(opt, [30, 60, 90])", "reaches only the first 2 of 3 milestones in an 80-epoch run"),
+        (250, "StepLR(opt, 30, 0.1)", "decays 8 times in a 250-epoch run, below 0.001x the initial LR from epoch 120"),
+    ],
+)
+def test_a_schedule_that_does_not_fit_the_run_is_reported(epochs, schedule, expected):
+    """Never decays; milestones past the end; below 1e-3 of the start before half of training."""
+    (message,) = messages(run_of(epochs, schedule))
+    assert expected in message
+    assert f"CosineAnnealingLR(T_max={epochs})" in message
+
+
+@pytest.mark.parametrize(
+    ("epochs", "schedule"),
+    [
+        (31, "StepLR(opt, 30)"),  # decays once, at epoch 30
+        (90, "MultiStepLR(opt, [30, 60, 90])"),  # the last milestone falls on the end of the run
+        (240, "StepLR(opt, 30)"),  # at half of training the LR is still 1e-3 of its start
+        (20, "StepLR(opt, 30, 0.5)"),  # not the ImageNet recipe
+        (20, "MultiStepLR(opt, [10, 15])"),  # scaled to the run
+    ],
+)
+def test_a_schedule_that_fits_the_run_or_is_not_the_recipe_is_not_reported(epochs, schedule):
+    assert messages(run_of(epochs, schedule)) == []
+
+
+def test_two_disagreeing_training_lengths_are_not_guessed_between():
+    source = """
+    import argparse
+    from torch.optim.lr_scheduler import StepLR
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=20)
+    args = parser.parse_args()
+
+    def main(opt):
+        scheduler = StepLR(opt, 30)
+        return scheduler
+
+    main(opt, epochs=90)
+    """
+    assert messages(source) == []
+
+
+def test_the_facts_carry_what_the_runtime_simulation_needs():
+    (finding,) = findings(run_of(40, "MultiStepLR(opt, milestones=[30, 60])"))
+    assert finding.facts == {
+        "schedule": {"scheduler": "MultiStepLR", "milestones": [30, 60], "gamma": 0.1},
+        "epochs": 40,
+        "epochs_from": "`range(40)`",
+        "epochs_line": 7,
+        "stepping": "per epoch",
+    }
