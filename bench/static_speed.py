@@ -189,11 +189,13 @@ def tools(root: Path, skip_qn: bool, torchfix: Path | None) -> list[Tool]:
     ]
     floors = {"parse": "parse floor"} if skip_qn else {"parse": "parse floor", "qn": "parse+QN floor"}
     found += [
-        Tool(label, [sys.executable, __file__, "--floor", kind, str(root)], _floor_did) for kind, label in floors.items()
+        Tool(label, [sys.executable, __file__, "--floor", kind, str(root)], _floor_did)
+        for kind, label in floors.items()
     ]
     if torchfix is not None:
         found += [
-            Tool(f"TorchFix -j{jobs}", [str(torchfix), "--select", "ALL", "--jobs", str(jobs), str(root)], _torchfix_did)
+            Tool(f"TorchFix -j{jobs}", [str(torchfix), "--select", "ALL", "--jobs", str(jobs), str(root)],
+                 _torchfix_did)
             for jobs in jobs_variants
         ]
     return found
@@ -278,7 +280,8 @@ def main() -> None:
         return
 
     args.cache.mkdir(parents=True, exist_ok=True)
-    print(f"nnlint rules: {' '.join(rule.code for rule in nnlint_rules())}; {os.cpu_count()} CPUs; best of {args.repeat}")
+    codes = " ".join(rule.code for rule in nnlint_rules())
+    print(f"nnlint rules: {codes}; {os.cpu_count()} CPUs; best of {args.repeat}")
     torchfix = None if args.skip_torchfix else torchfix_executable(args.cache)
     report = {}
     with tempfile.TemporaryDirectory() as scratch:
