@@ -128,10 +128,12 @@ class ImagenetLrSchedule(Rule):
     before half of training; refuted otherwise.
 
     ## From the recipe
-    Karpathy's "A Recipe for Training Neural Networks": "be very careful with
-    the default learning rate decay ... ImageNet decays by 10x on epoch 30.
-    If you're not training ImageNet then you almost certainly do not want
-    this." Disable decay while you train, tune it at the very end.
+    Karpathy, "A Recipe for Training Neural Networks" (step 3, overfit):
+    "don't trust learning rate decay defaults ... E.g. ImageNet would decay
+    by 10 on epoch 30. If you're not training ImageNet then you almost
+    certainly do not want this." He disables decay until the very end and
+    tunes it then; the lecture in the sources gives "multiply the LR by 0.1
+    every 30 epochs" as the step schedule's example, for ImageNet's length.
     """
 
     code = "NN401"

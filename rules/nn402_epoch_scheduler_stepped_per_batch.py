@@ -59,7 +59,12 @@ class EpochSchedulerSteppedPerBatch(Rule):
     period counted in steps (`T_max=total_steps`, `epochs * len(loader)`,
     `step_size=5000`), `ReduceLROnPlateau` (its patience counts whatever its
     caller steps it by, and a per-batch metric is a deliberate choice), and
-    `step(epoch + i / len(loader))`, which sets the epoch explicitly.
+    `step(epoch + i / len(loader))`, which sets the epoch explicitly. A
+    period the file gives no size for and whose name does not say epochs
+    (`step_size=cfg.step`) is left alone, and so is a loop over a loader
+    with no epoch loop around it: that may be an iteration-counted run.
+    When the scheduler is also the ImageNet recipe in a shorter run, NN401
+    reports its construction and points at this step.
 
     ## Runtime confirmation
     `--confirm` builds the real torch scheduler on a dummy optimizer with the
@@ -70,10 +75,11 @@ class EpochSchedulerSteppedPerBatch(Rule):
     has finished its cosine); refuted when the two agree.
 
     ## From the recipe
-    The LR schedule is part of the recipe's "overfit" step: "be very careful
-    with the default learning rate decay". A decay that fires a hundred
-    times too often is the worst case of it: training stops learning after
-    the first epoch.
+    Karpathy, "A Recipe for Training Neural Networks" (step 3, overfit):
+    "don't trust learning rate decay defaults ... If you're not careful your
+    code could secretly be driving your learning rate to zero too early, not
+    allowing your model to converge." A schedule written in epochs and
+    stepped every batch is the fastest way there.
     """
 
     code = "NN402"
