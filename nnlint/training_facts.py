@@ -118,6 +118,8 @@ class Scheduler:
     # The variable is bound to something else too in its scope (`if ...: s = StepLR(...) else: s = OneCycleLR(...)`).
     rebound: bool = False
     steps: list[SchedulerStep] = field(default_factory=list)
+    # Lightning's `{"scheduler": s, "interval": "step"}` steps it every optimizer step, by the author's choice.
+    interval: str | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,21 @@ def _innermost(ancestors: list[cst.CSTNode], types) -> cst.CSTNode | None:
     return next((node for node in reversed(ancestors) if isinstance(node, types)), None)
 
 
+def _in_test(ancestors: list[cst.CSTNode]) -> bool:
+    """Inside a `test_...` function: a unit test steps a scheduler for whatever length it checks; it is not
+    a training run."""
+    return any(isinstance(node, cst.FunctionDef) and node.name.value.startswith("test") for node in ancestors)
+
+
+def _dict_entry(dictionary: cst.CSTNode, key: str) -> cst.BaseExpression | None:
+    """The value under a string key of a dict literal: `{"interval": "step"}` -> `"step"`."""
+    for element in getattr(dictionary, "elements", ()):
+        if isinstance(element, cst.DictElement) and isinstance(element.key, cst.SimpleString):
+            if element.key.raw_value == key:
+                return element.value
+    return None
+
+
 class TrainingFacts:
     """What one file says about its training run. Build with `training_facts()`."""
 
@@ -211,11 +228,15 @@ class TrainingFacts:
         self._assigned: dict[tuple[cst.CSTNode, str], int] = {}  # (scope, variable) -> how many assignments
         self._batch_loops: set[cst.For] = set()
         self._name_scopes: dict[cst.Name, cst.CSTNode] = {}  # the function (or module) each name is read in
+        self._intervals: dict[object, str] = {}  # a scheduler call or (scope, variable) -> Lightning interval
         self._positions = None
         self._read(module)
         for scheduler in self.schedulers:
             scheduler.rebound = self._assigned.get((scheduler.scope, scheduler.variable), 0) > 1
             scheduler.steps = self._steps_of(scheduler)
+            scheduler.interval = self._intervals.get(scheduler.call) or self._intervals.get(
+                (scheduler.scope, scheduler.variable)
+            )
 
     # -- reading the file -------------------------------------------------------------------
 
@@ -239,10 +260,12 @@ class TrainingFacts:
                 container = _assigned_to(ancestors[-1], ancestors[:-1])
                 answers = frozenset({(ITEM, container)} if container else ())
                 self._bind(node.key.raw_value, Binding(node.value, node, answers))
+                if node.key.raw_value == "interval" and isinstance(node.value, cst.SimpleString):
+                    self._read_lightning_interval(ancestors[-1], node.value.raw_value, ancestors)
             elif isinstance(node, (cst.For, cst.While)):
                 self._read_loop(node)
             elif isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Power):
-                if not any(isinstance(ancestor, cst.Lambda) for ancestor in ancestors):
+                if not any(isinstance(ancestor, cst.Lambda) for ancestor in ancestors) and not _in_test(ancestors):
                     powers.append((node, list(ancestors)))
         # Decays are read last: their gamma and period may be names bound further down.
         for node, ancestors in powers:
@@ -285,11 +308,23 @@ class TrainingFacts:
         label = f"`{long_options[0]}` default {default}"
         self._bind(name, Binding(keywords["default"], call, frozenset({_ANY_ATTRIBUTE}), label))
 
+    def _read_lightning_interval(self, config: cst.CSTNode, interval: str, ancestors: list[cst.CSTNode]) -> None:
+        """`{"scheduler": StepLR(...), "interval": "step"}` in `configure_optimizers`."""
+        scheduler = _dict_entry(config, "scheduler")
+        if isinstance(scheduler, cst.Call):
+            self._intervals[scheduler] = interval
+        elif scheduler is not None and dotted_name(scheduler) is not None:
+            variable = dotted_name(scheduler)
+            self._intervals[(self._scope(variable, ancestors), variable)] = interval
+
     def _read_scheduler(self, call: cst.Call, kind: str, ancestors: list[cst.CSTNode]) -> None:
+        if _in_test(ancestors):
+            return
         parameters = _PARAMETERS.get(kind, ())
         positional = [arg.value for arg in call.args if arg.keyword is None and not arg.star][1:]
         arguments = dict(zip(parameters, positional))
-        arguments.update({arg.keyword.value: arg.value for arg in call.args if arg.keyword is not None})
+        keywords = {arg.keyword.value: arg.value for arg in call.args if arg.keyword is not None}
+        arguments.update((name, value) for name, value in keywords.items() if name != "optimizer")
         statement = ancestors[-1] if ancestors else None
         variable = None
         if isinstance(statement, cst.Assign) and statement.value is call and len(statement.targets) == 1:

@@ -408,6 +408,22 @@ def train_model(model, dataloaders, criterion, optimizer, num_epochs=25):
 """,
             note="the transfer-learning tutorial's schedule: 7 epochs, scaled to 25",
         ),
+        Example(
+            """
+import pytorch_lightning as pl
+import torch
+from torch.optim.lr_scheduler import StepLR
+
+class LitClassifier(pl.LightningModule):
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
+        scheduler = StepLR(optimizer, step_size=30, gamma=0.1)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+trainer = pl.Trainer(max_epochs=20)
+""",
+            note="trap: Lightning steps it every optimizer step, as asked: 30 means 30 steps, not epochs",
+        ),
     ]
 
     def leave_Module(self, node: cst.Module) -> None:
@@ -451,6 +467,8 @@ def train_model(model, dataloaders, criterion, optimizer, num_epochs=25):
 
 def _from_scheduler(facts: TrainingFacts, scheduler: Scheduler) -> _Schedule | None:
     """The ImageNet decay as a torch scheduler: StepLR(30, 0.1), MultiStepLR([30, 60]), LambdaLR(0.1 ** (e // 30))."""
+    if scheduler.interval == "step":
+        return None  # Lightning steps it every optimizer step, as its author asked: 30 means 30 steps
     arguments = facts.arguments(scheduler)
     stepped = [step.where for step in scheduler.steps]
     source = {"scheduler": scheduler.kind, **arguments}

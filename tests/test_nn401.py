@@ -90,3 +90,18 @@ def test_the_facts_carry_what_the_runtime_simulation_needs():
         "epochs_line": 7,
         "stepping": "per epoch",
     }
+
+
+def test_a_unit_test_of_a_scheduler_is_not_a_training_run():
+    source = """
+    import torch
+    from torch.optim.lr_scheduler import StepLR
+
+    def test_step_lr_keeps_the_lr_before_its_step_size():
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        scheduler = StepLR(optimizer, step_size=30, gamma=0.1)
+        for epoch in range(10):
+            scheduler.step()
+        assert optimizer.param_groups[0]["lr"] == 1.0
+    """
+    assert messages(source) == []
