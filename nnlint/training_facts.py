@@ -61,6 +61,8 @@ _ARITHMETIC = {
     cst.Add: operator.add, cst.Subtract: operator.sub, cst.Multiply: operator.mul,
     cst.Divide: operator.truediv, cst.FloorDivide: operator.floordiv, cst.Power: operator.pow,
 }  # fmt: skip
+_LARGEST_EXPONENT = 1000
+_CONVERSIONS = {"int": int, "round": round}
 
 
 # How code reads a value: (form, name, where). `epochs` in function f: (NAME, "epochs", f);
@@ -403,14 +405,21 @@ class TrainingFacts:
             left, right = self._evaluate(expr.left, seen), self._evaluate(expr.right, seen)
             if left is None or right is None or not all(isinstance(side[0], (int, float)) for side in (left, right)):
                 return None
+            if isinstance(expr.operator, cst.Power) and abs(right[0]) > _LARGEST_EXPONENT:
+                return None  # `10 ** 10 ** 9` in a hostile file must not hang the linter
             try:
                 result = _ARITHMETIC[type(expr.operator)](left[0], right[0])
             except (ArithmeticError, ValueError):
                 return None
             return result, left[1] or right[1]
-        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value in ("int", "round"):
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value in _CONVERSIONS:
             inner = self._evaluate(expr.args[0].value, seen) if len(expr.args) == 1 else None
-            return None if inner is None or not isinstance(inner[0], (int, float)) else (int(inner[0]), inner[1])
+            if inner is None or not isinstance(inner[0], (int, float)):
+                return None
+            try:
+                return _CONVERSIONS[expr.func.value](inner[0]), inner[1]
+            except (ArithmeticError, ValueError):  # int(float("inf"))
+                return None
         read = self._read_of(expr)
         if read is None or read in seen:
             return None

@@ -402,3 +402,19 @@ def test_facts_are_built_once_per_file():
     lint_source(b"x = 1\n", "a.py", [_Capture, _Twice], max_file_size=10**7)
     first, second = _Capture.captured
     assert first is second
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [
+        ("int(90 * 0.5)", 45),
+        ("round(2.6)", 3),
+        ("[30, 60, 90]", [30, 60, 90]),
+        ("10 ** 10 ** 9", None),  # not computed: a hostile file must not hang the linter
+        ("int(1e400)", None),
+        ("1 // 0", None),
+    ],
+)
+def test_values_are_folded_safely(expression, value):
+    facts = facts_of(f"x = {expression}\n")
+    assert facts.value(facts.bindings["x"][0].value) == value
