@@ -1,0 +1,43 @@
+"""The example projects in fixtures/: exactly the planted bugs are found, and nothing in correct code.
+
+`buggy_vit` plants each headline bug where an engineer would write it;
+`clean_cnn` is a correct training project; `traps` is correct code that
+looks like the bugs (RULES.md's traps column). A finding that appears or
+disappears here is a change a user would see.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import invoke
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+# (path, line, code, what that line says): the bugs planted in buggy_vit.
+PLANTED_BUGS = [
+    ("buggy_vit/model.py", 18, "NN101", "x = x.view(b, h * w, c)"),  # after b, c, h, w = x.shape
+    ("buggy_vit/model.py", 49, "NN301", "x = F.dropout(x, self.p)"),  # in MLP.forward
+    ("buggy_vit/model.py", 84, "NN201", "nn.init.zeros_(m.weight)"),  # for every nn.Linear
+    ("buggy_vit/train.py", 46, "NN401", "StepLR(optimizer, 30, 0.1)"),  # with --epochs default 20
+    ("buggy_vit/train.py", 57, "NN402", "scheduler.step()"),  # inside the batch loop
+]
+EXPECTED = {"buggy_vit": [bug[:3] for bug in PLANTED_BUGS], "clean_cnn": [], "traps": []}
+
+
+@pytest.mark.parametrize("project", sorted(EXPECTED))
+def test_fixture_project_gives_exactly_the_expected_findings(project, monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    outcome = invoke(project, "--format", "json")
+    report = outcome.json()
+    assert report["errors"] == []
+    assert report["stats"]["files"] == len(list((FIXTURES / project).rglob("*.py")))
+    assert outcome.located() == EXPECTED[project]
+    assert outcome.exit_code == (1 if EXPECTED[project] else 0)
+
+
+@pytest.mark.parametrize(("path", "line", "code", "text"), PLANTED_BUGS, ids=[bug[2] for bug in PLANTED_BUGS])
+def test_the_expected_lines_still_hold_the_planted_bugs(path, line, code, text):
+    """Editing a fixture shifts lines: this says which expectation to update."""
+    assert text in (FIXTURES / path).read_text().splitlines()[line - 1]
