@@ -7,21 +7,43 @@ qualified names from the import table, and where the current node sits
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import libcst as cst
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from nnlint.names import ImportTable
+
+T = TypeVar("T")
 
 _STATEMENT_TYPES = (cst.SimpleStatementLine, cst.BaseCompoundStatement)
 _LOOP_TYPES = (cst.For, cst.While)
 
 
 class FileContext:
-    def __init__(self, path: str, source: str) -> None:
+    def __init__(self, path: str, source: str, module: cst.Module) -> None:
         self.path = path
         self.source = source
+        self.module = module
         self.imports = ImportTable()
         # The nodes enclosing the one being visited, outermost first (the node itself excluded).
         self.ancestors: list[cst.CSTNode] = []
+        self._positions = None
+        self._shared: dict[object, object] = {}
+
+    def position(self, node: cst.CSTNode) -> CodeRange:
+        """Where a node is (1-based lines, 0-based columns). Resolved once per file, on first use:
+        most files have no finding and never pay for it."""
+        if self._positions is None:
+            self._positions = MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(PositionProvider)
+        return self._positions[node]
+
+    def shared(self, key: object, build: Callable[[], T]) -> T:
+        """A fact computed once per file by whichever rule asks first (e.g. the training facts)."""
+        if key not in self._shared:
+            self._shared[key] = build()
+        return self._shared[key]  # type: ignore[return-value]
 
     def qualified_name(self, node: cst.BaseExpression) -> str | None:
         return self.imports.qualified_name(node)

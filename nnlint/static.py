@@ -8,7 +8,6 @@ diagnostic instead of an exception.
 from __future__ import annotations
 
 import ast
-import dataclasses
 import re
 import tokenize
 from dataclasses import dataclass, field
@@ -16,24 +15,15 @@ from functools import cache
 from io import BytesIO
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from nnlint.context import FileContext
 from nnlint.finding import Diagnostic, Finding
 from nnlint.rule import Report, Rule
 from nnlint.suppress import noqa_codes_by_line
+from nnlint.tree import child_nodes
 
 PARSE_ERROR = "NN901"
 
-# Fields that only hold whitespace and punctuation: no rule looks inside them,
-# and skipping them roughly halves the nodes the walk touches.
-_PUNCTUATION_FIELDS = frozenset(
-    {
-        "lpar", "rpar", "lbracket", "rbracket", "lbrace", "rbrace", "comma", "semicolon", "colon",
-        "equal", "dot", "star", "leading_lines", "lines_after_decorators", "header", "footer",
-        "whitespace_before", "whitespace_after", "newline", "trailing_whitespace",
-    }
-)  # fmt: skip
 
 
 @dataclass
@@ -43,15 +33,6 @@ class FileResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     lines: int = 0
     parsed: bool = False
-
-
-@cache
-def _child_fields(node_type: type) -> tuple[str, ...]:
-    return tuple(
-        f.name
-        for f in dataclasses.fields(node_type)
-        if f.name not in _PUNCTUATION_FIELDS and not f.name.startswith("whitespace")
-    )
 
 
 @cache
@@ -90,14 +71,8 @@ class _Traversal:
             visit(node)
         ancestors = self.context.ancestors
         ancestors.append(node)
-        for name in _child_fields(type(node)):
-            child = getattr(node, name)
-            if isinstance(child, cst.CSTNode):
-                self.walk(child)
-            elif isinstance(child, (list, tuple)):
-                for item in child:
-                    if isinstance(item, cst.CSTNode):
-                        self.walk(item)
+        for child in child_nodes(node):
+            self.walk(child)
         ancestors.pop()
         for leave in self.leavers.get(type_name, ()):
             leave(node)
@@ -161,8 +136,8 @@ def _syntax_problem(text: str, path: str) -> tuple[str, int | None] | None:
     return None
 
 
-def _finding(rule: type[Rule], report: Report, path: str, positions) -> Finding:
-    where = positions[report.node]
+def _finding(rule: type[Rule], report: Report, path: str, context: FileContext) -> Finding:
+    where = context.position(report.node)
     return Finding(
         code=rule.code,
         name=rule.name,
@@ -177,28 +152,25 @@ def _finding(rule: type[Rule], report: Report, path: str, positions) -> Finding:
     )
 
 
-def _statement_lines(report: Report, positions) -> range:
+def _noqa_lines(report: Report, context: FileContext) -> range:
     """The lines a `# noqa` may sit on: the reported line, or any line of its simple statement."""
-    where = positions[report.node]
-    statement = report.statement
-    if isinstance(statement, cst.SimpleStatementLine) and statement in positions:
-        span = positions[statement]
+    if isinstance(report.statement, cst.SimpleStatementLine):
+        span = context.position(report.statement)
         return range(span.start.line, span.end.line + 1)
-    return range(where.start.line, where.start.line + 1)
+    line = context.position(report.node).start.line
+    return range(line, line + 1)
 
 
-def _findings(module: cst.Module, text: str, path: str, rules: list[Rule]) -> list[Finding]:
+def _findings(context: FileContext, rules: list[Rule]) -> list[Finding]:
     reported = [(rule, report) for rule in rules for report in rule.reports]
     if not reported:
         return []
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    noqa = noqa_codes_by_line(text)
-    findings = []
-    for rule, report in reported:
-        suppressed = any(rule.code in noqa.get(line, ()) for line in _statement_lines(report, positions))
-        if not suppressed:
-            findings.append(_finding(type(rule), report, path, positions))
-    return findings
+    noqa = noqa_codes_by_line(context.source)
+    return [
+        _finding(type(rule), report, context.path, context)
+        for rule, report in reported
+        if not any(rule.code in noqa.get(line, ()) for line in _noqa_lines(report, context))
+    ]
 
 
 def lint_source(data: bytes, path: str, rule_types: list[type[Rule]], max_file_size: int) -> FileResult:
@@ -233,11 +205,11 @@ def lint_source(data: bytes, path: str, rule_types: list[type[Rule]], max_file_s
     except cst.ParserSyntaxError as error:
         return fail(f"syntax error: {error.message}", error.raw_line)
     result.parsed = True
-    context = FileContext(path, text)
+    context = FileContext(path, text, module)
     rules = [rule(context) for rule in wanted]
     try:
         _Traversal(context, rules).walk(module)
-        result.findings = _findings(module, text, path, rules)
+        result.findings = _findings(context, rules)
     except RecursionError:
         return fail("not linted: the code is nested too deeply for the linter's traversal")
     return result

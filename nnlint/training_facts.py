@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import operator
 import re
-import weakref
 from dataclasses import dataclass, field
 from typing import Union
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from nnlint.context import FileContext
 from nnlint.names import dotted_name
-from nnlint.static import _child_fields
+from nnlint.tree import walk_with_ancestors
 
 Number = Union[int, float]
 Scope = Union[cst.FunctionDef, cst.ClassDef, cst.Module]
@@ -135,23 +133,10 @@ class PeriodicDecay:
     counter: str  # the code of the counter, e.g. "epoch"
 
 
-def _walk(node: cst.CSTNode, ancestors: list[cst.CSTNode]):
-    """Every node under `node` with the nodes enclosing it (the engine's field walk: libcst's own is slow)."""
-    yield node, ancestors
-    ancestors.append(node)
-    for name in _child_fields(type(node)):
-        child = getattr(node, name)
-        children = child if isinstance(child, (list, tuple)) else (child,)
-        for item in children:
-            if isinstance(item, cst.CSTNode):
-                yield from _walk(item, ancestors)
-    ancestors.pop()
-
-
 def _names(expr: cst.CSTNode) -> list[str]:
     """Lower-cased identifiers and string keys in an expression: `args.lr_step_size` -> ["args", "lr_step_size"]."""
     found = []
-    for node, _ in _walk(expr, []):
+    for node, _ in walk_with_ancestors(expr, []):
         if isinstance(node, cst.Name):
             found.append(node.value.lower())
         elif isinstance(node, cst.SimpleString):
@@ -162,7 +147,7 @@ def _names(expr: cst.CSTNode) -> list[str]:
 def _calls_len(expr: cst.CSTNode) -> bool:
     return any(
         isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == "len"
-        for node, _ in _walk(expr, [])
+        for node, _ in walk_with_ancestors(expr, [])
     )
 
 
@@ -218,9 +203,9 @@ def _dict_entry(dictionary: cst.CSTNode, key: str) -> cst.BaseExpression | None:
 class TrainingFacts:
     """What one file says about its training run. Build with `training_facts()`."""
 
-    def __init__(self, context: FileContext, module: cst.Module) -> None:
+    def __init__(self, context: FileContext) -> None:
         self.context = context
-        self.module = module
+        self.module = context.module
         self.bindings: dict[str, list[Binding]] = {}
         self.functions: dict[str, list[cst.FunctionDef]] = {}
         self.schedulers: list[Scheduler] = []
@@ -231,8 +216,7 @@ class TrainingFacts:
         self._batch_loops: set[cst.For] = set()
         self._name_scopes: dict[cst.Name, cst.CSTNode] = {}  # the function (or module) each name is read in
         self._intervals: dict[object, str] = {}  # a scheduler call or (scope, variable) -> Lightning interval
-        self._positions = None
-        self._read(module)
+        self._read(self.module)
         for scheduler in self.schedulers:
             scheduler.rebound = self._assigned.get((scheduler.scope, scheduler.variable), 0) > 1
             scheduler.steps = self._steps_of(scheduler)
@@ -244,7 +228,7 @@ class TrainingFacts:
 
     def _read(self, module: cst.Module) -> None:
         powers = []
-        for node, ancestors in _walk(module, []):
+        for node, ancestors in walk_with_ancestors(module, []):
             if isinstance(node, cst.Call):
                 self._calls.append((node, list(ancestors)))
                 self._read_call(node, ancestors)
@@ -517,7 +501,7 @@ class TrainingFacts:
             function = bindings[0].value if len(bindings) == 1 else None
         if not isinstance(function, cst.Lambda):
             return None
-        decays = [self.periodic_decay(node) for node, _ in _walk(function.body, [])]
+        decays = [self.periodic_decay(node) for node, _ in walk_with_ancestors(function.body, [])]
         found = [decay for decay in decays if decay is not None]
         return found[0] if len(found) == 1 else None
 
@@ -696,18 +680,9 @@ class TrainingFacts:
         return self.module.code_for_node(node).strip().rstrip(",").strip()
 
     def line(self, node: cst.CSTNode) -> int:
-        """Positions are resolved once, and only for files that get a finding."""
-        if self._positions is None:
-            self._positions = MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(PositionProvider)
-        return self._positions[node].start.line
+        return self.context.position(node).start.line
 
 
-_FACTS: weakref.WeakKeyDictionary[FileContext, TrainingFacts] = weakref.WeakKeyDictionary()
-
-
-def training_facts(context: FileContext, module: cst.Module) -> TrainingFacts:
+def training_facts(context: FileContext) -> TrainingFacts:
     """The facts for the file being linted, computed by whichever rule asks first."""
-    facts = _FACTS.get(context)
-    if facts is None:
-        facts = _FACTS[context] = TrainingFacts(context, module)
-    return facts
+    return context.shared(TrainingFacts, lambda: TrainingFacts(context))

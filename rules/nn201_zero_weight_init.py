@@ -1,12 +1,11 @@
-import dataclasses
 import re
 from collections.abc import Iterator
-from functools import cache
 from pathlib import PurePath
 
 import libcst as cst
 
 from nnlint.rule import Example, Rule
+from nnlint.tree import descendants, source_code
 
 # Constant initialisers and the constant each writes (None: it is an argument).
 _INIT_CALLS = {"torch.nn.init.zeros_": "0", "torch.nn.init.ones_": "1", "torch.nn.init.constant_": None}
@@ -410,7 +409,7 @@ class NfNet(nn.Module):
         constant_tensor = _learnable_constant(value, self.context)
         if constant_tensor is None or not _is_matrix(constant_tensor) or self._deliberate(target):
             return
-        if _is_weight_attribute(target) and _code(target.value) != "self":
+        if _is_weight_attribute(target) and source_code(target.value) != "self":
             evidence = self._hidden_layer(target.value)  # self.fc1.weight = nn.Parameter(...)
         elif _WEIGHT_NAME.search(_last_name(target) or ""):
             # A lone `W` is a linear model's only (output) layer; `W1` next to a `W2` is hidden.
@@ -427,7 +426,7 @@ class NfNet(nn.Module):
         if isinstance(layer, cst.Name):
             if self._layer_types(layer) and self._bound_per_module(layer) and not self._only_a_classifier_built(layer):
                 return "every-layer"
-            if any(_words(_code(loop.iter)) & _LAYER_LISTS for loop in self._loops_binding(layer)):
+            if any(_words(source_code(loop.iter)) & _LAYER_LISTS for loop in self._loops_binding(layer)):
                 return "layer-list"
         names = _chain_names(layer)
         if any(_words(name) & _HIDDEN_WORDS for name in names):
@@ -448,10 +447,10 @@ class NfNet(nn.Module):
             return True
         if _has_negative_index(tensor):
             return True
-        context = [_code(tensor)] + [_code(test) for test in self._enclosing_conditions()]
+        context = [source_code(tensor)] + [source_code(test) for test in self._enclosing_conditions()]
         definitions = (cst.FunctionDef, cst.ClassDef)
         context += [node.name.value for node in self.context.ancestors if isinstance(node, definitions)]
-        context += [_code(node.iter) for node in self.context.ancestors if isinstance(node, cst.For)]
+        context += [source_code(node.iter) for node in self.context.ancestors if isinstance(node, cst.For)]
         return any(_is_deliberate_text(text) for text in context)
 
     def _enclosing_conditions(self) -> Iterator[cst.BaseExpression]:
@@ -465,13 +464,13 @@ class NfNet(nn.Module):
         """The weight-layer classes that an enclosing `isinstance(layer, ...)`, `type(layer) == ...`
         or class-name test (DCGAN's `classname.find("Conv") != -1`) selects; [] for any other test."""
         for test in self._enclosing_conditions():
-            for node in _descendants(test):
+            for node in descendants(test):
                 classes = _tested_classes(node, layer.value)
                 if classes is not None:
                     names = [self.context.qualified_name(c) for c in classes]
                     if all(name in _WEIGHT_LAYERS for name in names):
                         return names
-            words = {w for s in _descendants(test) if isinstance(s, cst.SimpleString) for w in _words(s.value)}
+            words = {w for s in descendants(test) if isinstance(s, cst.SimpleString) for w in _words(s.value)}
             if words & {"linear", "conv"}:
                 return sorted(words & {"linear", "conv"})
         return []
@@ -498,13 +497,13 @@ class NfNet(nn.Module):
             and loop.iter.func.attr.value in ("parameters", "named_parameters")
             for loop in self._loops_binding(tensor)
         )
-        return over_parameters and any("weight" in _words(_code(test)) for test in self._enclosing_conditions())
+        return over_parameters and any("weight" in _words(source_code(test)) for test in self._enclosing_conditions())
 
     def _only_a_classifier_built(self, layer: cst.Name) -> bool:
         """Fixup zeroes "every nn.Linear" of a ResNet, whose only Linear is its classifier."""
         layer_types = self._layer_types(layer)
         built = heads = 0
-        for node in _descendants(self.context.ancestors[0]):
+        for node in descendants(self.context.ancestors[0]):
             if isinstance(node, cst.Call) and self.context.call_name(node) in layer_types:
                 built += 1
             elif isinstance(node, (cst.Assign, cst.AnnAssign)) and node.value is not None:
@@ -512,17 +511,17 @@ class NfNet(nn.Module):
                 if any(_is_head_name(_last_name(t)) for t in targets):
                     heads += sum(
                         isinstance(call, cst.Call) and self.context.call_name(call) in layer_types
-                        for call in _descendants(node.value)
+                        for call in descendants(node.value)
                     )
         return built > 0 and (heads == built or (built == 1 and layer_types == ["torch.nn.Linear"]))
 
     def _has_later_sibling(self, layer: cst.BaseExpression, base: str, number: str) -> bool:
         """`fc1` is hidden when an `fc2` follows it, under the same owner (`self.`, `m.`)."""
-        prefix = _code(layer)[: -len(base + number)]
+        prefix = source_code(layer)[: -len(base + number)]
         later = re.compile(re.escape(prefix + base) + r"(\d+)$")
-        for node in _descendants(self._sibling_scope(layer)):
+        for node in descendants(self._sibling_scope(layer)):
             if isinstance(node, (cst.Attribute, cst.Name)):
-                match = later.match(_code(node))
+                match = later.match(source_code(node))
                 if match and int(match.group(1)) > int(number):
                     return True
         return False
@@ -541,28 +540,28 @@ class NfNet(nn.Module):
         if evidence in ("every-layer", "every-weight-parameter"):
             return False
         scope = self.context.enclosing_class() or self.context.ancestors[0]
-        target = _code(tensor)
-        for node in _descendants(scope):
+        target = source_code(tensor)
+        for node in descendants(scope):
             if isinstance(node, cst.Call) and node.args:
                 name = self.context.call_name(node) or ""
                 if name.startswith("torch.nn.init.") and name not in _INIT_CALLS:
-                    if _code(_without_data(node.args[0].value)) == target:
+                    if source_code(_without_data(node.args[0].value)) == target:
                         return True
             if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-                method, receiver = node.func.attr.value, _code(_without_data(node.func.value))
+                method, receiver = node.func.attr.value, source_code(_without_data(node.func.value))
                 if receiver == target and method in ("normal_", "uniform_", "copy_", "requires_grad_"):
                     return True
                 # A Parameter placeholder is what reset_parameters()/init_weights() exist to fill.
                 if placeholder and receiver == "self" and re.search("init|reset|apply", method):
                     return True
             if isinstance(node, cst.Assign) and any(
-                _code(t.target) == f"{target}.requires_grad" for t in node.targets
+                source_code(t.target) == f"{target}.requires_grad" for t in node.targets
             ):
                 return True
         return False
 
     def _report(self, node: cst.CSTNode, tensor: cst.BaseExpression, constant: str, init: str, evidence: str):
-        text = _code(tensor)
+        text = source_code(tensor)
         klass = self.context.enclosing_class()
         facts = {"tensor": text, "constant": constant, "init": init, "evidence": evidence}
         facts["class"] = klass.name.value if klass else None
@@ -583,30 +582,6 @@ class NfNet(nn.Module):
         )
 
 
-def _code(node: cst.CSTNode) -> str:
-    return cst.Module(body=[]).code_for_node(node)
-
-
-@cache
-def _fields(node_type: type) -> tuple[str, ...]:
-    punctuation = ("whitespace", "lpar", "rpar", "comma", "leading_lines")
-    return tuple(field.name for field in dataclasses.fields(node_type) if not field.name.startswith(punctuation))
-
-
-def _descendants(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    """Every node under `node`, read from its fields: `node.children` rebuilds nodes and costs ten times more."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        for name in _fields(type(current)):
-            value = getattr(current, name)
-            if isinstance(value, cst.CSTNode):
-                stack.append(value)
-            elif isinstance(value, (list, tuple)):
-                stack.extend(item for item in value if isinstance(item, cst.CSTNode))
-
-
 def _words(text: str) -> set[str]:
     """`adaLN_modulation` -> {ada, ln, modulation}; `bn3` -> {bn, 3}."""
     return {word.lower() for word in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", text)}
@@ -619,11 +594,11 @@ def _is_deliberate_text(text: str) -> bool:
 
 def _tested_classes(node: cst.CSTNode, variable: str) -> list[cst.BaseExpression] | None:
     """The classes in `isinstance(variable, (A, B))` or `type(variable) == A` / `is A`; None otherwise."""
-    if isinstance(node, cst.Call) and _code(node.func) == "isinstance" and len(node.args) == 2:
-        if _code(node.args[0].value) == variable:
+    if isinstance(node, cst.Call) and source_code(node.func) == "isinstance" and len(node.args) == 2:
+        if source_code(node.args[0].value) == variable:
             classes = node.args[1].value
             return [e.value for e in classes.elements] if isinstance(classes, cst.Tuple) else [classes]
-    if isinstance(node, cst.Comparison) and _code(node.left) == f"type({variable})" and len(node.comparisons) == 1:
+    if isinstance(node, cst.Comparison) and source_code(node.left) == f"type({variable})" and len(node.comparisons) == 1:
         if isinstance(node.comparisons[0].operator, (cst.Equal, cst.Is)):
             return [node.comparisons[0].comparator]
     return None
@@ -685,7 +660,7 @@ def _indexes_hidden_layers(layer: cst.Subscript) -> bool:
     index = next(_subscript_indexes(layer), None)
     if isinstance(index, cst.Integer) and index.value == "0":
         return True
-    return bool(_words(_code(layer.value)) & _LAYER_LISTS)
+    return bool(_words(source_code(layer.value)) & _LAYER_LISTS)
 
 
 def _bound_names(target: cst.BaseExpression) -> Iterator[cst.Name]:
@@ -699,7 +674,7 @@ def _bound_names(target: cst.BaseExpression) -> Iterator[cst.Name]:
 def _argument_code(call: cst.Call, position: int, keyword: str) -> str:
     for index, arg in enumerate(call.args):
         if (arg.keyword is not None and arg.keyword.value == keyword) or (arg.keyword is None and index == position):
-            return _code(arg.value)
+            return source_code(arg.value)
     return "?"
 
 
@@ -713,7 +688,7 @@ def _learnable_constant(value: cst.BaseExpression, context) -> cst.Call | None:
         inner = value.args[0].value
         return inner if not frozen and context.call_name(inner) in _CONSTANT_TENSORS else None
     learnable = any(
-        arg.keyword is not None and arg.keyword.value == "requires_grad" and _code(arg.value) == "True"
+        arg.keyword is not None and arg.keyword.value == "requires_grad" and source_code(arg.value) == "True"
         for arg in value.args
     )
     return value if learnable and name in _CONSTANT_TENSORS else None
@@ -726,7 +701,7 @@ def _is_matrix(call: cst.Call) -> bool:
     dims: list[cst.BaseExpression]
     if "size" in sized:
         shape = sized["size"]
-    elif len(positional) == 1 or (positional and _code(call.func).endswith("full")):
+    elif len(positional) == 1 or (positional and source_code(call.func).endswith("full")):
         shape = positional[0].value
     else:
         shape = None

@@ -427,7 +427,7 @@ trainer = pl.Trainer(max_epochs=20)
     ]
 
     def leave_Module(self, node: cst.Module) -> None:
-        facts = training_facts(self.context, node)
+        facts = training_facts(self.context)
         for schedule in [*map(partial(_from_scheduler, facts), facts.schedulers), *_written_by_hand(facts)]:
             length = facts.training_length(schedule.stepped) if schedule else None
             over_the_run = _over_the_run(schedule, length.epochs) if length else None

@@ -326,7 +326,7 @@ def main(model, train_loader, max_iters):
     ]
 
     def leave_Module(self, node: cst.Module) -> None:
-        facts = training_facts(self.context, node)
+        facts = training_facts(self.context)
         for scheduler in facts.schedulers:
             # A variable bound to two schedulers (`if args.sched == "onecycle": ... else: ...`) may hold either.
             if scheduler.rebound:

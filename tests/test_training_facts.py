@@ -19,7 +19,7 @@ class _Capture(Rule):
     captured: list[TrainingFacts] = []
 
     def leave_Module(self, node: cst.Module) -> None:
-        _Capture.captured.append(training_facts(self.context, node))
+        _Capture.captured.append(training_facts(self.context))
 
 
 def facts_of(source: str) -> TrainingFacts:
