@@ -70,7 +70,9 @@ def main() -> None:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Worker processes [default: CPU count].")
 @click.option("--config", type=str, default=None, help="Path to a pyproject.toml to use instead of the nearest one.")
 @click.option("--color/--no-color", default=None, help="Colour the text output [default: when on a terminal].")
-def check(paths, output_format, select, ignore, extend_select, exit_zero, jobs, config, color) -> None:
+@click.option("--confirm", "confirm", is_flag=True, help="Run the models on probes to confirm or refute findings (needs torch).")
+@click.option("--show-refuted", is_flag=True, help="With --confirm, also list the findings the probes refuted.")
+def check(paths, output_format, select, ignore, extend_select, exit_zero, jobs, config, color, confirm, show_refuted) -> None:
     """Lint PATHS (files or directories; default: the current directory)."""
     paths = list(paths) or [Path(".")]
     missing = [str(path) for path in paths if not os.path.lexists(path)]
@@ -82,6 +84,8 @@ def check(paths, output_format, select, ignore, extend_select, exit_zero, jobs, 
         _fail(str(error))
     files = FileFinder(settings.root, settings.exclude_spec()).find(paths)
     result = run(files, settings, Path.cwd(), jobs or os.cpu_count() or 1)
+    if confirm:
+        result = _confirm(result, files, settings, show_refuted, progress=output_format == "text" and sys.stderr.isatty())
     color = sys.stdout.isatty() if color is None else color
     click.echo(FORMATS[output_format](result, color=color and output_format == "text"))
     if any(diagnostic.code == INTERNAL_ERROR for diagnostic in result.diagnostics):
@@ -115,6 +119,18 @@ def show_rule(code: str) -> None:
     if rule is None:
         _fail(f"unknown rule {code!r} (see `nnlint rules`)")
     click.echo(f"# {rule.code} {rule.name} ({rule.severity})\n\n{rule.summary}\n\n{rule.docs()}")
+
+
+def _confirm(result, files, settings: Settings, show_refuted: bool, progress: bool):
+    """The confirm pass, imported only when asked for: the static pass never needs torch."""
+    from nnlint.confirm.run import SandboxError, confirm_run, torch_available
+
+    if not torch_available():
+        _fail("--confirm runs your models and needs torch: pip install 'nnlint[runtime]'")
+    try:
+        return confirm_run(result, files, settings, Path.cwd(), show_refuted, progress)
+    except (ConfigError, SandboxError) as error:
+        _fail(str(error))
 
 
 def _fail(message: str) -> None:

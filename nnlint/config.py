@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -56,17 +57,22 @@ class Settings:
         return select_rules([Selection(self.select, self.extend_select, self.ignore), self.command_line])
 
     def exclude_spec(self) -> pathspec.PathSpec:
-        return pathspec.PathSpec.from_lines("gitwildmatch", self.exclude)
+        return pathspec.GitIgnoreSpec.from_lines(self.exclude)
 
     def rules_for(self, relative_path: str, selected: list[type[Rule]]) -> list[type[Rule]]:
         """The selected rules minus those `per-file-ignores` switches off for this path."""
         ignored: list[str] = []
         for pattern, codes in self.per_file_ignores.items():
-            if pathspec.PathSpec.from_lines("gitwildmatch", [pattern]).match_file(relative_path):
+            if _glob(pattern).match_file(relative_path):
                 ignored.extend(codes)
         if not ignored:
             return selected
         return [rule for rule in selected if not any(rule.code.startswith(prefix) for prefix in ignored)]
+
+
+@cache
+def _glob(pattern: str) -> pathspec.PathSpec:
+    return pathspec.GitIgnoreSpec.from_lines([pattern])
 
 
 def validate_selectors(selectors: list[str], where: str) -> list[str]:

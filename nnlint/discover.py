@@ -28,8 +28,24 @@ class _IgnoreFile:
     spec: pathspec.PathSpec
 
     def matches(self, path: Path, is_dir: bool) -> bool:
-        relative = path.relative_to(self.base).as_posix() + ("/" if is_dir else "")
-        return self.spec.match_file(relative)
+        try:
+            relative = path.relative_to(self.base).as_posix()
+        except ValueError:  # outside the directory these patterns are relative to
+            return False
+        return self.spec.match_file(relative + ("/" if is_dir else ""))
+
+    def without_patterns_excluding(self, directory: Path) -> _IgnoreFile:
+        """These patterns less those that exclude `directory` itself (which the user named)."""
+        kept = [pattern for pattern in self.spec.patterns if not _excludes(pattern, self.base, directory)]
+        return _IgnoreFile(self.base, pathspec.GitIgnoreSpec(kept))
+
+
+def _excludes(pattern: pathspec.Pattern, base: Path, directory: Path) -> bool:
+    try:
+        relative = directory.relative_to(base).as_posix() + "/"
+    except ValueError:
+        return False
+    return bool(pattern.include) and pattern.match_file(relative) is not None
 
 
 def _is_readable_candidate(entry: os.DirEntry) -> bool:
@@ -71,17 +87,11 @@ def _inherited_gitignores(directory: Path) -> list[_IgnoreFile]:
 
 class FileFinder:
     def __init__(self, exclude_root: Path, exclude: pathspec.PathSpec) -> None:
-        self.exclude_root = exclude_root
-        self.exclude = exclude
+        self.exclude = _IgnoreFile(exclude_root, exclude)
 
-    def _excluded(self, path: Path, is_dir: bool, ignores: list[_IgnoreFile]) -> bool:
+    @staticmethod
+    def _excluded(path: Path, is_dir: bool, ignores: list[_IgnoreFile]) -> bool:
         if is_dir and (path.name in SKIPPED_DIRECTORIES or path.name.endswith(".egg-info") or _is_virtualenv(path)):
-            return True
-        try:
-            relative = path.relative_to(self.exclude_root).as_posix() + ("/" if is_dir else "")
-        except ValueError:
-            relative = None
-        if relative is not None and self.exclude.match_file(relative):
             return True
         return any(ignore.matches(path, is_dir) for ignore in ignores)
 
@@ -114,7 +124,8 @@ class FileFinder:
         for path in paths:
             if path.is_dir():  # named on the command line: walked even if it is a symlink
                 absolute = path.absolute()
-                self._walk(absolute, _inherited_gitignores(absolute), found)
+                ignores = [self.exclude, *_inherited_gitignores(absolute)]
+                self._walk(absolute, [ignore.without_patterns_excluding(absolute) for ignore in ignores], found)
             else:
                 found.append(path.absolute())
         unique: dict[Path, None] = {}

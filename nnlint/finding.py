@@ -6,9 +6,14 @@ field names here are the field names users parse.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+# The order of DESIGN.md's example, which readers of the raw JSON expect.
+_JSON_FIELDS = (
+    "code", "name", "severity", "status", "message", "path", "line", "column", "end_line", "end_column",
+    "evidence", "fix",
+)  # fmt: skip
 STATUSES = ("suspected", "confirmed", "refuted", "unverifiable")
 DOCS_URL = "https://github.com/nnlint/nnlint/blob/main/docs/rules.md#{code}"
 
@@ -47,8 +52,7 @@ class Finding:
         return replace(self, status=status, evidence=evidence, message=message or self.message)
 
     def to_json(self) -> dict[str, Any]:
-        record = asdict(self)
-        del record["facts"]
+        record = {name: getattr(self, name) for name in _JSON_FIELDS}
         record["url"] = self.url
         return record
 

@@ -39,28 +39,29 @@ class _Size:
 class _Shapes:
     """What one function body has said so far about its tensors' dims, in source order."""
 
-    sizes: dict[str, _Dim] = field(default_factory=dict)  # size variable -> the dim it was read from
+    # size variable -> the dims whose product it holds (`c = x.size(1)`: one; `n = h * w`: two)
+    sizes: dict[str, tuple[_Dim, ...]] = field(default_factory=dict)
     ranks: dict[str, int] = field(default_factory=dict)  # tensor variable -> its number of dims
 
     def forget(self, name: str) -> None:
         """`name` was assigned: it no longer holds the size or the tensor it held."""
         self.sizes.pop(name, None)
         self.ranks.pop(name, None)
-        for size, dim in list(self.sizes.items()):
-            if dim.tensor == name:
+        for size, dims in list(self.sizes.items()):
+            if any(dim.tensor == name for dim in dims):
                 del self.sizes[size]
 
     def learn(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
-        """Sizes bound by `b = x.size(0)`, `b, c, h, w = x.shape`, `h, w = x.shape[2:]` and the like."""
+        """Sizes bound by `b = x.size(0)`, `b, c, h, w = x.shape`, `h, w = x.shape[2:]`, `n = h * w`."""
         if isinstance(target, cst.Name):
-            self._bind(target, _size_read(value))
+            self._bind(target, self.product(value))
             return
         if not isinstance(target, (cst.Tuple, cst.List)):
             return
         names = [element.value for element in target.elements]
         if isinstance(value, (cst.Tuple, cst.List)) and len(value.elements) == len(names):
             for name, element in zip(names, value.elements):
-                self._bind(name, _size_read(element.value))
+                self._bind(name, self.product(element.value))
             return
         shape = _shape_of(value)
         # Attributes (`self.x`) can change behind a method call: only local variables are tracked.
@@ -82,12 +83,25 @@ class _Shapes:
         else:
             return
         for name, index in zip(names, indexes):
-            self._bind(name, None if index is None else _Dim(tensor, index))
+            self._bind(name, None if index is None else (_Dim(tensor, index),))
 
-    def _bind(self, name: cst.BaseExpression, dim: _Dim | None) -> None:
-        if dim is not None and isinstance(name, cst.Name) and name.value != "_":
+    def product(self, expr: cst.BaseExpression, hidden: frozenset[str] = frozenset()) -> tuple[_Dim, ...] | None:
+        """The dims a size expression multiplies (`c`, `x.size(1)`, `h * w`, `1`); None if it is anything else.
+        Variables in `hidden` are not this function's (a comprehension rebinds them)."""
+        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply):
+            left, right = self.product(expr.left, hidden), self.product(expr.right, hidden)
+            return None if left is None or right is None else left + right
+        if _integer(expr) == 1:
+            return ()
+        if isinstance(expr, cst.Name):
+            return None if expr.value in hidden else self.sizes.get(expr.value)
+        dim = _size_read(expr)
+        return None if dim is None else (dim,)
+
+    def _bind(self, name: cst.BaseExpression, dims: tuple[_Dim, ...] | None) -> None:
+        if dims and isinstance(name, cst.Name) and name.value != "_":
             self.sizes.pop(name.value, None)  # re-inserted last: the newest name of a dim is the one shown
-            self.sizes[name.value] = dim
+            self.sizes[name.value] = dims
 
 
 class ViewAsPermute(Rule):
@@ -327,13 +341,13 @@ def masked(mask):
             return
         tensor, targets = view
         scope = self._scopes[-1]
-        shadowed = _comprehension_names(self.context.ancestors) if scope.sizes or scope.ranks else set()
-        rank = None if tensor in shadowed else scope.ranks.get(tensor)
-        sizes = [self._size(expr, starred, tensor, rank, shadowed) for expr, starred in targets]
+        hidden = _comprehension_names(self.context.ancestors) if scope.sizes or scope.ranks else frozenset()
+        rank = None if tensor in hidden else scope.ranks.get(tensor)
+        sizes = [self._size(expr, starred, tensor, rank, hidden) for expr, starred in targets]
         if not _reorders(sizes, rank):
             return
         order = _order(sizes, rank)
-        dims = _dim_names(scope, tensor, rank) if rank is not None and tensor not in shadowed else None
+        dims = _dim_names(scope, tensor, rank) if rank is not None else None
         call = re.sub(r"\s+", " ", cst.Module([]).code_for_node(node))
         self.report(
             node,
@@ -368,28 +382,18 @@ def masked(mask):
             return None
         return tensor, [(arg.value, isinstance(arg, cst.StarredElement) or getattr(arg, "star", "") == "*") for arg in args]
 
-    def _size(self, expr, starred: bool, tensor: str, rank: int | None, shadowed: set[str]) -> _Size:
+    def _size(self, expr, starred: bool, tensor: str, rank: int | None, hidden: frozenset[str]) -> _Size:
         text = cst.Module([]).code_for_node(expr)
         if starred:
             return _Size("*" + text, None)
         if _integer(expr) == -1:
             return _Size(text, None, wildcard=True)
-        return _Size(text, self._dims_of(expr, tensor, rank, shadowed))
-
-    def _dims_of(self, expr, tensor: str, rank: int | None, shadowed: set[str]) -> tuple[int, ...] | None:
-        """The dims of `tensor` a size expression names: `c`, `x.size(1)`, `h * w`; None if unsure."""
-        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply):
-            left = self._dims_of(expr.left, tensor, rank, shadowed)
-            right = self._dims_of(expr.right, tensor, rank, shadowed)
-            return None if left is None or right is None else tuple(sorted(left + right))
-        if _integer(expr) == 1:
-            return ()
-        dim = _size_read(expr)
-        if dim is None and isinstance(expr, cst.Name) and expr.value not in shadowed and tensor not in shadowed:
-            dim = self._scopes[-1].sizes.get(expr.value)
-        if dim is None or dim.tensor != tensor:
-            return None
-        return (dim.index + rank if dim.index < 0 and rank is not None else dim.index,)
+        # A comprehension that rebinds the tensor's name: only sizes read inline describe it.
+        known = _Shapes() if tensor in hidden else self._scopes[-1]
+        dims = known.product(expr, hidden)
+        if dims is None or any(dim.tensor != tensor for dim in dims):
+            return _Size(text, None)
+        return _Size(text, tuple(sorted(dim.index + rank if dim.index < 0 and rank is not None else dim.index for dim in dims)))
 
     def _forget(self, target: cst.BaseExpression) -> None:
         for name in _assigned_names(target):
@@ -496,7 +500,7 @@ def _assigned_names(target: cst.BaseExpression) -> Iterator[str]:
             yield name
 
 
-def _comprehension_names(ancestors: list[cst.CSTNode]) -> set[str]:
+def _comprehension_names(ancestors: list[cst.CSTNode]) -> frozenset[str]:
     """Names bound by the comprehensions around a call: there they are not the function's variables."""
     names: set[str] = set()
     for node in ancestors:
@@ -505,7 +509,7 @@ def _comprehension_names(ancestors: list[cst.CSTNode]) -> set[str]:
             while clause is not None:
                 names.update(_assigned_names(clause.target))
                 clause = clause.inner_for_in
-    return names
+    return frozenset(names)
 
 
 def _before(first: int, second: int) -> bool:
@@ -580,9 +584,9 @@ def _flatten_alternative(tensor: str, order: list[list[int]]) -> str:
 
 def _dim_names(scope: _Shapes, tensor: str, rank: int) -> list[str]:
     names = ["_"] * rank
-    for name, dim in scope.sizes.items():
-        if dim.tensor == tensor and -rank <= dim.index < rank:
-            names[dim.index % rank] = name
+    for name, dims in scope.sizes.items():
+        if len(dims) == 1 and dims[0].tensor == tensor and -rank <= dims[0].index < rank:
+            names[dims[0].index % rank] = name
     return names
 
 

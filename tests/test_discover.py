@@ -61,6 +61,18 @@ def test_a_file_named_on_the_command_line_is_always_linted(nnlint, write):
     assert linted(nnlint(*named, "--format", "json")) == sorted(named)
 
 
+def test_a_directory_named_on_the_command_line_is_walked_even_if_ignored_or_excluded(nnlint, write):
+    write({
+        ".gitignore": "generated/\n",
+        "pyproject.toml": '[tool.nnlint]\nexclude = ["legacy/", "skip_me.py"]\n',
+        "generated/net.py": BUGGY_NET,
+        "legacy/net.py": BUGGY_NET,
+        "legacy/skip_me.py": BUGGY_NET,  # patterns that do not name the directory itself still apply in it
+    })  # fmt: skip
+    assert linted(nnlint(".", "--format", "json")) == []
+    assert linted(nnlint("generated", "legacy", "--format", "json")) == ["generated/net.py", "legacy/net.py"]
+
+
 def test_each_file_is_linted_once(nnlint, write):
     write({"pkg/net.py": BUGGY_NET})
     report = nnlint("pkg/net.py", ".", "pkg", "./pkg/net.py", "--format", "json").json()
