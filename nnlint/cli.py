@@ -16,6 +16,7 @@ import click
 from nnlint import __version__
 from nnlint.config import ConfigError, Selection, Settings, find_config, load_settings, validate_selectors
 from nnlint.discover import FileFinder
+from nnlint.docs import rules_markdown
 from nnlint.report import FORMATS
 from nnlint.rule import all_rules, rule_by_code
 from nnlint.runner import INTERNAL_ERROR, run
@@ -95,10 +96,15 @@ def check(paths, output_format, select, ignore, extend_select, exit_zero, jobs, 
 
 
 @main.command("rules")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
+)
 def list_rules(output_format: str) -> None:
-    """List every rule: code, name, severity, default, summary."""
+    """List every rule: code, name, severity, default, summary (markdown: the full documentation)."""
     rules = all_rules()
+    if output_format == "markdown":
+        click.echo(rules_markdown())
+        return
     if output_format == "json":
         records = [
             {"code": r.code, "name": r.name, "severity": r.severity, "default": r.default_enabled, "summary": r.summary}

@@ -15,7 +15,8 @@ _JSON_FIELDS = (
     "evidence", "fix",
 )  # fmt: skip
 STATUSES = ("suspected", "confirmed", "refuted", "unverifiable")
-DOCS_URL = "https://github.com/nnlint/nnlint/blob/main/docs/rules.md#{code}"
+# docs/rules.md is generated from the rules (`nnlint rules --format markdown`).
+DOCS_URL = "https://github.com/nnlint/nnlint/blob/main/docs/rules.md#{code}-{name}"
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Finding:
 
     @property
     def url(self) -> str:
-        return DOCS_URL.format(code=self.code.lower())
+        return DOCS_URL.format(code=self.code.lower(), name=self.name)
 
     @property
     def sort_key(self) -> tuple:

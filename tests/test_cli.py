@@ -180,7 +180,7 @@ def test_json_report_follows_the_published_contract(nnlint, write):
     assert (finding["line"], finding["column"]) == (BUGGY_LINE, call_line.index("F.dropout") + 1)
     assert (finding["end_line"], finding["end_column"]) == (BUGGY_LINE + 1, len("            x, 0.5)") + 1)
     assert finding["evidence"] is None and finding["fix"] is None
-    assert finding["url"].endswith("nn301") and "training=self.training" in finding["message"]
+    assert finding["url"].endswith("docs/rules.md#nn301-functional-dropout-always-on") and "training=self.training" in finding["message"]
 
     assert report["errors"] == [{"path": "broken.py", "code": "NN901", "message": "syntax error: invalid syntax", "line": 2}]
     stats = report["stats"]
