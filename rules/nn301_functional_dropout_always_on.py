@@ -2,6 +2,7 @@ import re
 
 import libcst as cst
 
+from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
 from nnlint.rule import Example, Rule
 
 _FUNCTIONAL_DROPOUTS = {
@@ -232,6 +233,27 @@ class MCDropoutNetwork:
             if isinstance(earlier, cst.If) and _tests_training(earlier.test, negated=True) and _returns(earlier):
                 return True
         return False
+
+    @staticmethod
+    def runtime_check(finding: ProbeFinding, session) -> Verdict:
+        """In eval(), two forwards on one input must agree; the first call whose output differs is the random one."""
+        models = session.models_covering(finding.path, finding.line)
+        if not models:
+            return unverifiable(session.why_uncovered(finding.path, finding.line))
+        model = models[0]
+        run = session.eval_determinism(model)
+        probe = f"{model.name} on {model.probe.describe_input()}"
+        if not any((site.path, site.line) == (finding.path, finding.line) for site in run.sites_run):
+            return unverifiable(f"line {finding.line} did not run in the eval forward of {probe}", model=model.name)
+        if run.deterministic:
+            return refuted(f"in eval(), two forwards of {probe} agree exactly", model=model.name)
+        site = run.first_random_site
+        data = {"model": model.name, "input": model.probe.describe_input(), "max_difference": run.max_difference}
+        if (site.path, site.line) != (finding.path, finding.line):
+            return unverifiable(f"in eval() {probe} is random, but first at line {site.line}, before this call", **data)
+        return confirmed(
+            f"in eval(), two forwards of {probe} differ by up to {run.max_difference:.3g}, first at this call", **data
+        )
 
 
 def _is_training_flag(node: cst.BaseExpression) -> bool:

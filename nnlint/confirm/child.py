@@ -1,0 +1,117 @@
+"""The confirm pass's child process: `python -m nnlint.confirm.child` reads a JSON request on stdin.
+
+It imports torch once, then forks one worker per file (up to `parallel` at a
+time) so that each file pays neither torch's import nor the others' crashes.
+A worker runs with an address-space cap, its stdout/stderr in a log file,
+and is killed (with its process group) past the timeout. For each job the
+child prints one JSON line on stdout: `{"job": i, "outcome": ..., "reason": ...}`;
+the worker's verdicts are in `<workdir>/<i>.json`.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from nnlint.confirm.protocol import ProbeFinding, unverifiable
+
+MIB = 1024 * 1024
+
+
+def _run_job(job: dict, project: dict) -> dict:
+    """Verdicts for the job's findings, and what the universal probes found (runs in the worker)."""
+    from nnlint.confirm.universal import runtime_findings
+    from nnlint.confirm.session import ProbeSession
+    from nnlint.rule import rule_by_code
+
+    session = ProbeSession(job["path"], project)
+    verdicts = {}
+    for record in job["findings"]:
+        finding = ProbeFinding(record["code"], record["path"], record["line"], record["message"], record["facts"] or {})
+        try:
+            verdict = rule_by_code(finding.code).runtime_check(finding, session)
+        except Exception as error:  # the user's code failed under the probe (or the check has a bug): say so
+            verdict = unverifiable(f"the probe failed: {type(error).__name__}: {error}")
+        verdicts[record["index"]] = verdict.to_json()
+    found = runtime_findings(session, job["findings"]) if job["universal"] else []
+    passes = {record.name: record.passes for record in session.__dict__.get("models", [])}
+    return {"verdicts": verdicts, "runtime_findings": [vars(f) for f in found], "passes": passes}
+
+
+def _worker(index: int, job: dict, request: dict) -> None:
+    """The forked worker: isolate, cap, run, write the result; never returns."""
+    workdir = Path(request["workdir"])
+    os.setpgid(0, 0)
+    log = os.open(workdir / f"{index}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    faulthandler.enable(file=sys.stderr)  # a segfault leaves its Python stack in the log
+    limit = request["memory_mb"] * MIB
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    try:
+        result = {"ok": _run_job(job, request["project"])}
+    except BaseException as error:  # SystemExit and KeyboardInterrupt from user code included
+        traceback.print_exc()
+        what = f"sys.exit({error.code!r})" if isinstance(error, SystemExit) else f"{type(error).__name__}: {error}"
+        result = {"error": f"loading or probing it raised {what}"}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    (workdir / f"{index}.json").write_text(json.dumps(result))
+    os._exit(0)
+
+
+def _ended(index: int, status: int, workdir: Path) -> tuple[str, str]:
+    if (workdir / f"{index}.json").exists():
+        return "done", ""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        return "crashed", f"the probe process was killed by {signal.Signals(number).name}"
+    return "crashed", f"the probe process exited with status {os.WEXITSTATUS(status)} (os._exit in the user's code?)"
+
+
+def serve(request: dict) -> None:
+    import torch  # once, before forking: every worker inherits it
+
+    torch.set_num_threads(1)  # small probes: threads cost more than they give, and workers run side by side
+    from nnlint.rule import all_rules
+
+    all_rules()
+    pending = list(enumerate(request["jobs"]))
+    running: dict[int, tuple[int, float]] = {}  # pid -> (job index, start)
+    workdir = Path(request["workdir"])
+    while pending or running:
+        while pending and len(running) < request["parallel"]:
+            index, job = pending.pop(0)
+            sys.stdout.flush()
+            pid = os.fork()
+            if pid == 0:
+                _worker(index, job, request)
+            running[pid] = (index, time.monotonic())
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid:
+            index, _ = running.pop(pid)
+            outcome, reason = _ended(index, status, workdir)
+            print(json.dumps({"job": index, "outcome": outcome, "reason": reason}), flush=True)
+            continue
+        now = time.monotonic()
+        for pid, (index, started) in list(running.items()):
+            if now - started > request["timeout"]:
+                os.killpg(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                del running[pid]
+                reason = f"the probe did not finish within {request['timeout']} s (an endless loop or a hang?)"
+                print(json.dumps({"job": index, "outcome": "timeout", "reason": reason}), flush=True)
+        time.sleep(0.01)
+
+
+if __name__ == "__main__":
+    serve(json.load(sys.stdin))

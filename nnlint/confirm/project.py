@@ -1,0 +1,75 @@
+"""What the parent reads from the project's sources before probing (torch-free, never imports them):
+which files define models, and the constant arguments the code builds them with.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any
+
+_MODULE_BASES = ("Module",)  # nn.Module, torch.nn.Module, LightningModule, a local base ...
+
+
+def _parse(path: Path) -> ast.Module | None:
+    try:
+        return ast.parse(path.read_bytes(), str(path))
+    except (SyntaxError, ValueError, OSError, RecursionError):
+        return None  # the static pass reports it (NN901)
+
+
+def _base_name(base: ast.expr) -> str:
+    return base.attr if isinstance(base, ast.Attribute) else base.id if isinstance(base, ast.Name) else ""
+
+
+def model_files(trees: dict[Path, ast.Module]) -> list[Path]:
+    """Files defining a class that derives, through the project's own classes, from a `...Module` base."""
+    bases = {
+        node.name: [_base_name(base) for base in node.bases]
+        for tree in trees.values()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+    }
+
+    def is_model(name: str, seen: frozenset = frozenset()) -> bool:
+        if name.endswith(_MODULE_BASES):
+            return True
+        return name in bases and name not in seen and any(is_model(b, seen | {name}) for b in bases[name])
+
+    return [
+        path for path, tree in trees.items()
+        if any(isinstance(node, ast.ClassDef) and is_model(node.name) for node in ast.walk(tree))
+    ]  # fmt: skip
+
+
+def constructor_calls(trees: dict[Path, ast.Module], display: dict[Path, str]) -> dict[str, list[dict[str, Any]]]:
+    """`Name(constant args...)` calls anywhere in the project, by callee name: how the code builds its models."""
+    calls: dict[str, list[dict[str, Any]]] = {}
+    for path, tree in trees.items():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not _base_name(node.func)[:1].isupper():
+                continue
+            try:
+                args = [ast.literal_eval(arg) for arg in node.args]
+                kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg is not None}
+            except (ValueError, TypeError, SyntaxError, RecursionError):
+                continue
+            if len(kwargs) != len(node.keywords) or not (args or kwargs) or not _is_json(args, kwargs):
+                continue  # **kwargs, nothing to learn, or a set/bytes the child cannot receive
+            where = f"{display[path]}:{node.lineno}"
+            calls.setdefault(_base_name(node.func), []).append({"args": args, "kwargs": kwargs, "where": where})
+    return calls
+
+
+def _is_json(*values: Any) -> bool:
+    try:
+        json.dumps(values)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def read_project(files: list[Path], display: dict[Path, str]) -> tuple[list[Path], dict[str, list[dict[str, Any]]]]:
+    trees = {path: tree for path in files if (tree := _parse(path)) is not None}
+    return model_files(trees), constructor_calls(trees, display)

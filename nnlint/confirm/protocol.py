@@ -1,0 +1,65 @@
+"""What a rule's `runtime_check` receives and returns. Torch-free: rule files import it.
+
+A rule opts into confirmation by defining
+
+    @staticmethod
+    def runtime_check(finding: ProbeFinding, session) -> Verdict: ...
+
+The confirm pass calls it inside the sandboxed child process with the static
+finding and the file's `ProbeSession` (nnlint.confirm.session): built models,
+probe inputs and the cached probe results every check shares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+CONFIRMED, REFUTED, UNVERIFIABLE = "confirmed", "refuted", "unverifiable"
+
+
+@dataclass(frozen=True)
+class ProbeFinding:
+    """The static finding as the runtime check sees it (`path` is absolute)."""
+
+    code: str
+    path: str
+    line: int
+    message: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The confirm pass's judgement: `evidence` is the one sentence a user reads, `data` the same for JSON."""
+
+    status: str
+    evidence: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def confirmed(evidence: str, **data: Any) -> Verdict:
+    return Verdict(CONFIRMED, evidence, data)
+
+
+def refuted(evidence: str, **data: Any) -> Verdict:
+    return Verdict(REFUTED, evidence, data)
+
+
+def unverifiable(reason: str, **data: Any) -> Verdict:
+    return Verdict(UNVERIFIABLE, reason, data)
+
+
+@dataclass(frozen=True)
+class RuntimeFinding:
+    """A problem only the probes saw (e.g. a reorder in a reshape no static pattern matched)."""
+
+    code: str
+    path: str
+    line: int
+    message: str
+    evidence: str
+    data: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,181 @@
+"""The parent's confirm pass: choose the files to probe, run them in the sandbox, apply the verdicts."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nnlint.config import ConfigError, Settings
+from nnlint.confirm.protocol import REFUTED, UNVERIFIABLE
+from nnlint.confirm.project import read_project
+from nnlint.confirm.sandbox import JobOutcome, SandboxError, run_jobs
+from nnlint.finding import Diagnostic, Finding
+from nnlint.rule import rule_by_code
+
+PROBE_FAILED = "NN902"
+
+
+@dataclass(frozen=True)
+class ConfirmSettings:
+    """`[tool.nnlint.confirm]`, with the defaults documented in docs/confirm.md."""
+
+    timeout: float = 60.0  # seconds per file: loading, building and every probe
+    memory: int = 4096  # MiB of address space per probe process; torch alone takes about 0.5 GiB
+    seed: int = 0
+    full_import: bool = False  # import modules whole instead of their definitions only
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any]) -> ConfirmSettings:
+        keys = {"timeout": (int, float), "memory": (int,), "seed": (int,), "full-import": (bool,)}
+        unknown = sorted(set(table) - set(keys))
+        if unknown:
+            raise ConfigError(f"[tool.nnlint.confirm]: unknown key(s) {', '.join(unknown)}; known: {', '.join(keys)}")
+        for key, types in keys.items():
+            value = table.get(key)
+            if value is not None and (not isinstance(value, types) or (bool not in types and isinstance(value, bool))):
+                raise ConfigError(f"[tool.nnlint.confirm]: `{key}` must be a {types[0].__name__}")
+            if key in ("timeout", "memory") and value is not None and value <= 0:
+                raise ConfigError(f"[tool.nnlint.confirm]: `{key}` must be positive")
+        return cls(
+            timeout=table.get("timeout", cls.timeout),
+            memory=table.get("memory", cls.memory),
+            seed=table.get("seed", cls.seed),
+            full_import=table.get("full-import", cls.full_import),
+        )
+
+
+@dataclass
+class Confirmation:
+    findings: list[Finding]
+    diagnostics: list[Diagnostic]
+    passes: dict[str, dict[str, dict[str, int]]]  # file -> model -> forward/backward counts (for the bench)
+
+
+def torch_available() -> bool:
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except ValueError:  # sys.modules["torch"] is None: imports of torch are blocked
+        return False
+
+
+def confirm(
+    findings: list[Finding],
+    files: list[Path],
+    settings: Settings,
+    display: dict[Path, str],
+    show_refuted: bool = False,
+    progress: bool = False,
+) -> Confirmation:
+    """Judge `findings` (from the static pass over `files`) and add what the universal probes find."""
+    options = ConfirmSettings.from_table(settings.confirm)
+    by_absolute = {str(path.resolve()): path for path in files}
+    model_files, calls = read_project(files, display)
+    checked = [
+        (index, finding) for index, finding in enumerate(findings)
+        if getattr(rule_by_code(finding.code), "runtime_check", None) is not None
+    ]  # fmt: skip
+    paths = {shown: str(path.resolve()) for path, shown in display.items()}
+    job_paths = sorted({str(path.resolve()) for path in model_files} | {paths[f.path] for _, f in checked})
+    jobs = [
+        {
+            "path": path,
+            "universal": by_absolute.get(path) in model_files,
+            "findings": [
+                {"index": index, "code": f.code, "path": path, "line": f.line, "message": f.message, "facts": f.facts}
+                for index, f in checked
+                if paths[f.path] == path
+            ],
+        }
+        for path in job_paths
+    ]
+    request = {
+        "project": {
+            "root": str(settings.root.resolve()),
+            "files": sorted(by_absolute),
+            "seed": options.seed,
+            "full_import": options.full_import,
+            "models": settings.models,
+            "constructor_calls": calls,
+        },
+        "jobs": jobs,
+        "timeout": options.timeout,
+        "memory_mb": options.memory,
+        "parallel": max(1, min(2, os.cpu_count() or 1)),
+    }
+
+    def report_progress(index: int) -> None:
+        if progress:
+            done = report_progress.count = getattr(report_progress, "count", 0) + 1
+            print(f"\rnnlint: confirmed {done}/{len(jobs)} files", end="", file=sys.stderr, flush=True)
+
+    outcomes = run_jobs(request, report_progress) if jobs else []
+    if progress and jobs:
+        print(file=sys.stderr)
+    judged = list(findings)
+    diagnostics, passes, extra = [], {}, []
+    for job, outcome in zip(jobs, outcomes):
+        shown = display.get(by_absolute.get(job["path"]), job["path"])
+        if outcome.result is None:
+            diagnostics.append(_probe_failed(shown, Path(job["path"]).name, outcome))
+            for record in job["findings"]:
+                index = record["index"]
+                judged[index] = _judged(judged[index], UNVERIFIABLE, f"the probe failed ({PROBE_FAILED})", {})
+            continue
+        passes[shown] = outcome.result["passes"]
+        for index, verdict in outcome.result["verdicts"].items():
+            judged[int(index)] = _judged(judged[int(index)], verdict["status"], verdict["evidence"], verdict["data"])
+        extra.extend(_runtime_finding(record, by_absolute, display) for record in outcome.result["runtime_findings"])
+    for found in filter(None, extra):
+        # A probe that saw what a static rule suspected at the same line confirms it instead of repeating it.
+        same = [i for i, f in enumerate(judged) if (f.code, f.path, f.line, f.status) == (found.code, found.path, found.line, "suspected")]
+        if same:
+            judged[same[0]] = _judged(judged[same[0]], found.status, found.evidence["summary"], found.evidence)
+        else:
+            judged.append(found)
+    judged = [f for f in judged if show_refuted or f.status != REFUTED]
+    judged.sort(key=lambda f: f.sort_key)
+    return Confirmation(judged, diagnostics, passes)
+
+
+def _judged(finding: Finding, status: str, sentence: str, data: dict) -> Finding:
+    """The finding with its verdict: the sentence in the message (text output), everything in `evidence` (JSON)."""
+    return finding.with_status(status, {"summary": sentence, **data}, message=f"{finding.message} -- {sentence}")
+
+
+def _probe_failed(shown: str, filename: str, outcome: JobOutcome) -> Diagnostic:
+    lines = outcome.output_tail.strip().splitlines()
+    # The file's own frame, when a crash dump names one, says more than the dump's last line.
+    user_frames = [line.strip() for line in lines if f'{filename}"' in line]
+    last = (user_frames or lines)[-1:] if lines else []
+    message = f"probe failed: {outcome.reason}" + (f" (last output: {last[0][:200]})" if last else "")
+    return Diagnostic(shown, PROBE_FAILED, message, extra={"reason": outcome.reason, "output_tail": outcome.output_tail})
+
+
+def _runtime_finding(record: dict, by_absolute: dict[str, Path], display: dict[Path, str]) -> Finding | None:
+    rule = rule_by_code(record["code"])
+    if rule is None:
+        return None  # the rule is not shipped in this build
+    shown = display.get(by_absolute.get(record["path"]), record["path"])
+    return Finding(
+        rule.code, rule.name, rule.severity, f"{record['message']}: {record['evidence']}", shown,
+        record["line"], 1, record["line"] + 1, 1, status="confirmed",
+        evidence={"summary": record["evidence"], **record["data"]},
+    )  # fmt: skip
+
+
+__all__ = ["ConfirmSettings", "Confirmation", "PROBE_FAILED", "SandboxError", "confirm", "torch_available"]
+
+
+def confirm_run(result, files: list[Path], settings: Settings, cwd: Path, show_refuted: bool, progress: bool):
+    """The static pass's RunResult with the confirm pass applied (the CLI's `--confirm`)."""
+    from nnlint.runner import display_path
+
+    display = {path: display_path(path, cwd) for path in files}
+    confirmation = confirm(result.findings, files, settings, display, show_refuted, progress)
+    result.findings = confirmation.findings
+    result.diagnostics = sorted(result.diagnostics + confirmation.diagnostics, key=lambda d: d.sort_key)
+    return result

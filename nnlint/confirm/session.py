@@ -1,0 +1,221 @@
+"""One file's probe session: its models, built once, and the probe results every check shares
+(child side, imports torch). A rule's `runtime_check` receives it.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nnlint.confirm.intercept import LAYOUT_CALLS, CallWatcher, Site, tensors_in
+from nnlint.confirm.models import BuildError, InputSpec, ProbeModel, build, fit_input, infer_input, parse_input_spec
+from nnlint.confirm.safe_load import SafeImporter, module_name
+
+# Calls that can leave a tensor constant; recorded during construction with the user's line.
+INIT_CALLS = frozenset({
+    "zeros_", "ones_", "constant_", "zero_", "fill_", "zeros", "ones", "full", "zeros_like", "ones_like", "full_like",
+})  # fmt: skip
+
+
+@dataclass
+class InitCall:
+    site: Site
+    call: str
+    data_ptr: int
+
+
+@dataclass
+class Determinism:
+    """Two eval-mode forwards on one input: do they agree, and if not, which call first differed."""
+
+    deterministic: bool
+    max_difference: float
+    first_random_site: Site | None
+    sites_run: set[Site] = field(default_factory=set)
+
+
+@dataclass
+class LayoutCall:
+    """One view/reshape/flatten/... the user's forward made, with its shapes."""
+
+    call: str
+    site: Site
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+
+
+@dataclass
+class ModelRecord:
+    """A built model plus what was seen while building and probing it."""
+
+    probe: ProbeModel
+    init_calls: list[InitCall] = field(default_factory=list)
+    passes: dict[str, int] = field(default_factory=lambda: {"forward": 0, "backward": 0})
+    determinism: Determinism | None = None
+    gradients: dict[str, torch.Tensor | None] | None = None
+    initial_parameters: dict[str, torch.Tensor] = field(default_factory=dict)
+    layout: dict[int, list[LayoutCall]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.probe.name
+
+
+class ProbeSession:
+    """Loads the file (safely, see safe_load), builds its models, and runs probes on demand, once each."""
+
+    def __init__(self, path: str, project: dict[str, Any]) -> None:
+        self.path = path
+        self.root = Path(project["root"])
+        self.user_files = set(project["files"])
+        self.seed = int(project["seed"])
+        self.full_import = bool(project["full_import"])
+        self.configured_models: dict[str, dict] = project["models"]
+        self.constructor_calls: dict[str, list[dict]] = project["constructor_calls"]
+        self.unbuilt: dict[str, str] = {}  # class name -> why it could not be built or probed
+
+    # -- loading and building -------------------------------------------------------------
+
+    @cached_property
+    def module(self):
+        name, import_root = module_name(Path(self.path))
+        for entry in (str(import_root), str(self.root)):
+            if entry not in sys.path:
+                sys.path.insert(0, entry)
+        if not self.full_import:
+            SafeImporter([self.root, import_root]).install()
+        return importlib.import_module(name)
+
+    @cached_property
+    def models(self) -> list[ModelRecord]:
+        """Every nn.Module class of the file that can be built and run, outermost models first."""
+        classes = [
+            obj for obj in vars(self.module).values()
+            if isinstance(obj, type) and issubclass(obj, nn.Module) and obj.__module__ == self.module.__name__
+        ]  # fmt: skip
+        records = [record for record in map(self._build, classes) if record is not None]
+        contained = {type(sub) for r in records for sub in r.probe.module.modules() if sub is not r.probe.module}
+        return sorted(records, key=lambda r: type(r.probe.module) in contained)
+
+    def _build(self, cls: type) -> ModelRecord | None:
+        configured = self.configured_models.get(cls.__name__, {})
+        init_calls: list[InitCall] = []
+
+        def record_init(name, args, kwargs, result, site):
+            target = result if name in ("zeros", "ones", "full", "zeros_like", "ones_like", "full_like") else args[0]
+            if isinstance(target, torch.Tensor) and target.numel():
+                init_calls.append(InitCall(site, name, target.data_ptr()))
+
+        try:
+            with CallWatcher(self.user_files, record_init, INIT_CALLS):
+                module, built_with = build(cls, configured, self.constructor_calls.get(cls.__name__, []), self.seed)
+            spec: InputSpec = parse_input_spec(configured["input"]) if "input" in configured else infer_input(module)
+            probe = ProbeModel(cls.__name__, module, built_with, spec, causal=bool(configured.get("causal")))
+            fit_input(probe, self.seed)
+        except BuildError as error:
+            self.unbuilt[cls.__name__] = str(error)
+            return None
+        except Exception as error:  # the user's constructor or forward failed: unverifiable, with why
+            self.unbuilt[cls.__name__] = f"{cls.__name__} failed while being built or run: {type(error).__name__}: {error}"
+            return None
+        record = ModelRecord(probe, init_calls)
+        record.initial_parameters = {name: p.detach().clone() for name, p in module.named_parameters()}
+        return record
+
+    def models_covering(self, path: str, line: int) -> list[ModelRecord]:
+        """Built models that contain a module class whose source spans path:line."""
+        return [record for record in self.models if any(_spans(type(sub), path, line) for sub in record.probe.module.modules())]
+
+    def why_uncovered(self, path: str, line: int) -> str:
+        """The `unverifiable` reason when no built model covers path:line."""
+        if self.unbuilt:
+            return "; ".join(self.unbuilt.values())
+        return f"no model built from {Path(path).name} runs line {line}"
+
+    # -- probes ---------------------------------------------------------------------------
+
+    def forward(self, record: ModelRecord, probe: int = 0, train: bool = False):
+        record.probe.module.train(train)
+        record.passes["forward"] += 1
+        return record.probe.module(record.probe.probe_input(probe, self.seed))
+
+    def eval_determinism(self, record: ModelRecord) -> Determinism:
+        """Two eval forwards on the same input, every torch call's output fingerprinted by site.
+
+        It runs on a copy whose constant weights are re-drawn: a zero-initialised layer (NN201)
+        feeds zeros to the dropout after it, and dropout of zeros looks deterministic.
+        """
+        if record.determinism is None:
+            module = copy.deepcopy(record.probe.module).eval()
+            generator = torch.Generator().manual_seed(self.seed)
+            with torch.no_grad():
+                for parameter in module.parameters():
+                    if parameter.numel() > 1 and parameter.is_floating_point() and bool((parameter == parameter.flatten()[0]).all()):
+                        parameter.copy_(torch.randn(parameter.shape, generator=generator))
+            runs = []
+            for _ in range(2):
+                fingerprints: list[tuple[Site, float]] = []
+
+                def fingerprint(name, args, kwargs, result, site):
+                    tensors = [t for t in tensors_in(result) if t.is_floating_point()]
+                    fingerprints.append((site, sum(float(t.detach().double().sum()) for t in tensors)))
+
+                with torch.no_grad(), CallWatcher(self.user_files, fingerprint):
+                    output = module(record.probe.probe_input(0, self.seed))
+                    record.passes["forward"] += 1
+                runs.append((fingerprints, tensors_in(output)))
+            (first, out1), (second, out2) = runs
+            difference = max((float((a - b).abs().max()) for a, b in zip(out1, out2) if a.numel()), default=0.0)
+            random_site = next((a[0] for a, b in zip(first, second) if a != b), None)
+            record.determinism = Determinism(difference == 0.0, difference, random_site, {site for site, _ in first})
+        return record.determinism
+
+    def gradients(self, record: ModelRecord) -> dict[str, torch.Tensor | None]:
+        """Parameter gradients after one train-mode forward and backward of a random projection of the
+        output (a plain sum can cancel: softmax outputs sum to 1)."""
+        if record.gradients is None:
+            module = record.probe.module
+            module.zero_grad(set_to_none=True)
+            torch.manual_seed(self.seed)
+            outputs = [t for t in tensors_in(self.forward(record, train=True)) if t.is_floating_point()]
+            generator = torch.Generator().manual_seed(self.seed)
+            loss = sum((t * torch.randn(t.shape, generator=generator)).sum() for t in outputs)
+            loss.backward()
+            record.passes["backward"] += 1
+            record.gradients = {name: p.grad for name, p in module.named_parameters()}
+            module.eval()
+        return record.gradients
+
+    def layout_trace(self, record: ModelRecord, probe: int = 0) -> list[LayoutCall]:
+        """Every view/reshape/flatten/permute/transpose the user's code made in an eval forward."""
+        if probe not in record.layout:
+            calls: list[LayoutCall] = []
+
+            def on_layout(name, args, kwargs, result, site):
+                source = args[0] if args and isinstance(args[0], torch.Tensor) else None
+                if source is not None and isinstance(result, torch.Tensor):
+                    calls.append(LayoutCall(name, site, tuple(source.shape), tuple(result.shape)))
+
+            with torch.no_grad(), CallWatcher(self.user_files, on_layout, LAYOUT_CALLS, written_by_user=True):
+                self.forward(record, probe)
+            record.layout[probe] = calls
+        return record.layout[probe]
+
+
+def _spans(cls: type, path: str, line: int) -> bool:
+    try:
+        if inspect.getsourcefile(cls) != path:
+            return False
+        lines, start = inspect.getsourcelines(cls)
+    except (OSError, TypeError):
+        return False
+    return start <= line < start + len(lines)

@@ -1,0 +1,98 @@
+"""The confirm pass on fixtures/confirm and fixtures/buggy_vit: each planted case gets its status.
+
+These run the real sandbox (a child process importing torch), so each
+`nnlint --confirm` invocation costs a few seconds; they are grouped.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import invoke
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+pytest.importorskip("torch")
+
+EXPECTED_STATUS = {
+    ("confirm/dropout_eval.py", 15, "NN301"): "confirmed",  # F.dropout(x, 0.3) in NoisyHead
+    ("confirm/dropout_eval.py", 30, "NN301"): "refuted",  # p defaults to 0.0
+    ("confirm/needs_args/model.py", 20, "NN301"): "confirmed",  # built as train.py builds it
+    ("confirm/hostile/train_at_import.py", 15, "NN301"): "confirmed",  # the training loop is not run
+    ("confirm/hostile/exit_at_import.py", 19, "NN301"): "confirmed",  # nor the sys.exit
+    ("confirm/hostile/wait_at_import.py", 19, "NN301"): "confirmed",  # nor the endless wait
+    ("confirm/hostile/huge_model.py", 13, "NN301"): "unverifiable",  # over the memory cap
+    ("confirm/hostile/crash_in_forward.py", 16, "NN301"): "unverifiable",  # segfault: NN902
+}
+
+
+@pytest.fixture(scope="module")
+def confirmed_report():
+    previous = Path.cwd()
+    try:
+        import os
+
+        os.chdir(FIXTURES)
+        outcome = invoke("confirm", "--confirm", "--show-refuted", "--format", "json")
+    finally:
+        os.chdir(previous)
+    return outcome
+
+
+def test_each_planted_case_gets_its_status(confirmed_report):
+    findings = confirmed_report.json()["findings"]
+    statuses = {(f["path"], f["line"], f["code"]): f["status"] for f in findings}
+    assert statuses == EXPECTED_STATUS
+    for finding in findings:
+        assert finding["evidence"]["summary"] in finding["message"]
+
+
+def test_a_crash_is_an_nn902_naming_the_signal_and_the_users_frame(confirmed_report):
+    errors = confirmed_report.json()["errors"]
+    assert [(e["path"], e["code"]) for e in errors] == [("confirm/hostile/crash_in_forward.py", "NN902")]
+    assert "SIGSEGV" in errors[0]["message"]
+    assert "crash_in_forward.py" in errors[0]["output_tail"]
+
+
+def test_unverifiable_says_why(confirmed_report):
+    huge = next(f for f in confirmed_report.json()["findings"] if f["path"].endswith("huge_model.py"))
+    assert "allocate" in huge["evidence"]["summary"]
+
+
+def test_refuted_findings_are_hidden_by_default(monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    located = invoke("confirm/dropout_eval.py", "--confirm", "--format", "json").located()
+    assert located == [("confirm/dropout_eval.py", 15, "NN301")]
+
+
+def test_buggy_vit_dropout_and_reshape_are_confirmed(monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    report = invoke("buggy_vit/model.py", "--confirm", "--format", "json").json()
+    statuses = {(f["line"], f["code"]): f["status"] for f in report["findings"]}
+    assert statuses[(49, "NN301")] == "confirmed"  # behind all-zero Linear weights, re-drawn for the probe
+    assert statuses[(18, "NN101")] == "confirmed"
+    reshape = next(f for f in report["findings"] if f["code"] == "NN101")
+    assert reshape["evidence"]["permutation"] == [0, 2, 3, 1]
+
+
+def test_full_import_turns_hangs_and_exits_into_nn902(tmp_path, monkeypatch):
+    for name in ("wait_at_import.py", "exit_at_import.py"):
+        shutil.copy(FIXTURES / "confirm" / "hostile" / name, tmp_path / name)
+    (tmp_path / "pyproject.toml").write_text("[tool.nnlint.confirm]\nfull-import = true\ntimeout = 4\n")
+    monkeypatch.chdir(tmp_path)
+    report = invoke(".", "--confirm", "--format", "json").json()
+    reasons = {e["path"]: e["reason"] for e in report["errors"] if e["code"] == "NN902"}
+    assert "did not finish within 4 s" in reasons["wait_at_import.py"]
+    assert "sys.exit('usage: exit_at_import.py DATA OUT')" in reasons["exit_at_import.py"]
+    assert {f["status"] for f in report["findings"]} == {"unverifiable"}
+
+
+def test_the_static_pass_and_the_cli_need_no_torch():
+    blocked = "import sys; sys.modules['torch'] = None; from nnlint.cli import main; main()"
+    static = subprocess.run([sys.executable, "-c", blocked, "buggy_vit"], cwd=FIXTURES, capture_output=True, text=True)
+    assert static.returncode == 1 and "NN301" in static.stdout, static.stderr
+    confirm = subprocess.run([sys.executable, "-c", blocked, "buggy_vit", "--confirm"], cwd=FIXTURES, capture_output=True, text=True)
+    assert confirm.returncode == 2 and "nnlint[runtime]" in confirm.stderr

@@ -1,0 +1,81 @@
+"""The torch-free parts of the confirm pass: safe loading and reshape decoding."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from nnlint.confirm.reshape import AMBIGUOUS, FINE, REORDER, decode
+from nnlint.confirm.safe_load import definitions_only
+
+
+def _run_definitions(source: str) -> dict:
+    namespace: dict = {"__name__": "probed"}
+    exec(definitions_only(textwrap.dedent(source), "probed.py"), namespace)
+    return namespace
+
+
+def test_safe_loading_keeps_definitions_and_constants_and_skips_what_runs():
+    namespace = _run_definitions(
+        """
+        import math
+        EPOCHS = 20
+        MEAN = (0.5, 0.5)
+        HIDDEN = EPOCHS * 4
+        DEVICE = args.device
+        model = build()
+        for epoch in range(EPOCHS):
+            raise SystemExit("trained")
+        while True:
+            pass
+        with open("/nonexistent") as handle:
+            pass
+        try:
+            import not_installed_anywhere
+        except ImportError:
+            not_installed_anywhere = None
+        if __name__ == "__main__":
+            raise SystemExit("main ran")
+
+        def build():
+            return math.pi
+
+        class Net:
+            width = HIDDEN
+        """
+    )
+    assert namespace["EPOCHS"] == 20 and namespace["MEAN"] == (0.5, 0.5) and namespace["Net"].width == 80
+    assert namespace["not_installed_anywhere"] is None
+    assert "model" not in namespace and "DEVICE" not in namespace  # a call; a name that was never bound
+
+
+def test_safe_loading_keeps_line_numbers():
+    code = definitions_only("x = 1\nprint('hi')\n\ndef f():\n    return 1 / 0\n", "probed.py")
+    namespace: dict = {}
+    exec(code, namespace)
+    with pytest.raises(ZeroDivisionError) as error:
+        namespace["f"]()
+    assert error.traceback[-1].lineno + 1 == 5
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "kind"),
+    [
+        ((5, 192, 37, 29), (5, 192, 1073), FINE),  # flatten(2)
+        ((5, 11, 72), (5, 11, 3, 4, 6), FINE),  # qkv split into heads
+        ((5, 1, 192), (5, 192), FINE),  # squeeze
+        ((5, 192, 37, 29), (5, 1073, 192), REORDER),  # (b, c, h, w) read as (b, h*w, c)
+        ((5, 37, 29), (29, 5, 37), REORDER),
+        ((5, 64, 8, 8), (5, 64, 64), AMBIGUOUS),  # c == h*w: both readings fit
+        ((5, 6, 4), (5, 2, 12), AMBIGUOUS),  # a regrouping that is neither
+    ],
+)
+def test_reshape_decoding(before, after, kind):
+    assert decode(before, after).kind == kind
+
+
+def test_a_reorder_names_the_dims_and_the_permute_that_fixes_it():
+    decoding = decode((5, 192, 37, 29), (5, 1073, 192))
+    assert decoding.permutation(4) == (0, 2, 3, 1)
+    assert "output dim 2 (192) is input dim 1 (192)" in decoding.explain((5, 192, 37, 29), (5, 1073, 192))
