@@ -4,6 +4,7 @@ from pathlib import PurePath
 
 import libcst as cst
 
+from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
 from nnlint.rule import Example, Rule
 from nnlint.tree import descendants, source_code
 
@@ -580,6 +581,24 @@ class NfNet(nn.Module):
             f"and symmetry never breaks; {_FIX}",
             facts=facts,
         )
+
+    @staticmethod
+    def runtime_check(finding: ProbeFinding, session) -> Verdict:
+        """After one probe backward, a weight constant-initialised at this line that gets no gradient or
+        identical gradient rows is stuck (confirmed); if every such weight learns, refuted (e.g. a head)."""
+        models = session.models_covering(finding.path, finding.line)
+        if not models:
+            return unverifiable(session.why_uncovered(finding.path, finding.line))
+        model = models[0]
+        learning = session.constant_init_learning(model, finding.path, finding.line)
+        if not learning:
+            return unverifiable(f"no parameter of {model.name} is still constant after the init at line {finding.line}")
+        stuck = {name: how for name, how in learning.items() if how != "learns"}
+        data = {"model": model.name, "parameters": learning}
+        if not stuck:
+            return refuted(f"after one backward of {model.name}, all {len(learning)} weights set here learn and differ by unit", **data)
+        examples = ", ".join(f"{name} ({how})" for name, how in list(stuck.items())[:3])
+        return confirmed(f"after one backward of {model.name}, {len(stuck)} of {len(learning)} weights set here are stuck: {examples}", **data)
 
 
 def _words(text: str) -> set[str]:

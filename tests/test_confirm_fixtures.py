@@ -76,6 +76,15 @@ def test_buggy_vit_dropout_and_reshape_are_confirmed(monkeypatch):
     assert statuses[(18, "NN101")] == "confirmed"
     reshape = next(f for f in report["findings"] if f["code"] == "NN101")
     assert reshape["evidence"]["permutation"] == [0, 2, 3, 1]
+    assert statuses[(84, "NN201")] == "confirmed"
+    learning = next(f for f in report["findings"] if f["code"] == "NN201")["evidence"]["parameters"]
+    assert learning["head.weight"] == "learns"  # the final head is the trap: it breaks symmetry
+    assert learning["blocks.0.mlp.fc1.weight"] == "no gradient"
+
+
+def test_traps_give_no_runtime_finding(monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    assert invoke("traps", "--confirm", "--format", "json").located() == []
 
 
 def test_full_import_turns_hangs_and_exits_into_nn902(tmp_path, monkeypatch):

@@ -195,6 +195,26 @@ class ProbeSession:
             module.eval()
         return record.gradients
 
+    def constant_init_learning(self, record: ModelRecord, path: str, line: int) -> dict[str, str]:
+        """For each parameter initialised to a constant at path:line (and still constant when built):
+        "no gradient", "identical gradient rows" (its units stay interchangeable) or "learns",
+        after one probe backward."""
+        pointers = {call.data_ptr for call in record.init_calls if (call.site.path, call.site.line) == (path, line)}
+        gradients = self.gradients(record)
+        learning = {}
+        for name, parameter in record.probe.module.named_parameters():
+            initial = record.initial_parameters[name]
+            if parameter.data_ptr() not in pointers or not bool((initial == initial.flatten()[0]).all()):
+                continue
+            gradient = gradients[name]
+            if gradient is None or not bool(gradient.any()):
+                learning[name] = "no gradient"
+            elif gradient.dim() > 1 and gradient.shape[0] > 1 and bool((gradient == gradient[:1]).all()):
+                learning[name] = "identical gradient rows"
+            else:
+                learning[name] = "learns"
+        return learning
+
     def layout_trace(self, record: ModelRecord, probe: int = 0) -> list[LayoutCall]:
         """Every view/reshape/flatten/permute/transpose the user's code made in an eval forward."""
         if probe not in record.layout:
