@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from nnlint.names import dotted_name
+from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
 from nnlint.rule import Example, Rule
 
 _VIEWS = {"view", "reshape"}
@@ -418,6 +419,28 @@ def masked(mask):
                     self._forget(node.func.value)
             pending.extend(node.children)
 
+    @staticmethod
+    def runtime_check(finding: ProbeFinding, session) -> Verdict:
+        """Decode the reshapes run at this line on two asymmetric probes: a reorder confirms, merges and
+        splits in order refute, equal sizes that allow both readings leave it unverifiable."""
+        from nnlint.confirm.universal import describe_reorder, reshapes_by_site, site_verdict
+
+        models = session.models_covering(finding.path, finding.line)
+        if not models:
+            return unverifiable(session.why_uncovered(finding.path, finding.line))
+        model = models[0]
+        calls = [c for site, sc in reshapes_by_site(session, model).items() if (site.path, site.line) == (finding.path, finding.line) for c in sc]
+        if not calls:
+            return unverifiable(f"no view/reshape ran at line {finding.line} in {model.name}'s probe forward", model=model.name)
+        kind, example = site_verdict(calls)
+        shapes = {"model": model.name, "shapes": [[list(c.input_shape), list(c.output_shape)] for c in calls[:4]]}
+        if kind == "reorder":
+            evidence, data = describe_reorder(model, example)
+            return confirmed(evidence, **data)
+        if kind == "fine":
+            return refuted(f"on {model.name}'s probes the reshape only merges and splits dims in order", **shapes)
+        return unverifiable(f"on {model.name}'s probes equal sizes allow both readings of the reshape", **shapes)
+
 
 def _is_name(node: cst.BaseExpression, name: str) -> bool:
     return isinstance(node, cst.Name) and node.value == name
@@ -513,8 +536,11 @@ def _comprehension_names(ancestors: list[cst.CSTNode]) -> frozenset[str]:
 
 
 def _before(first: int, second: int) -> bool:
-    """Whether dim `first` certainly comes before dim `second` (indexes from the end only compare among themselves)."""
-    return (first < 0) == (second < 0) and first < second
+    """Whether dim `first` certainly comes before dim `second`, two different dims. An index from
+    the start and one from the end compare only when one of them is the first or the last dim."""
+    if (first < 0) == (second < 0):
+        return first < second
+    return first >= 0 and (first == 0 or second == -1)
 
 
 def _reorders(sizes: list[_Size], rank: int | None) -> bool:
