@@ -344,7 +344,7 @@ def masked(mask):
         scope = self._scopes[-1]
         hidden = _comprehension_names(self.context.ancestors) if scope.sizes or scope.ranks else frozenset()
         rank = None if tensor in hidden else scope.ranks.get(tensor)
-        sizes = [self._size(expr, starred, tensor, rank, hidden) for expr, starred in targets]
+        sizes = [self._size(arg, tensor, rank, hidden) for arg in targets]
         if not _reorders(sizes, rank):
             return
         order = _order(sizes, rank)
@@ -362,7 +362,7 @@ def masked(mask):
             },
         )
 
-    def _view(self, call: cst.Call) -> tuple[str, list[tuple[cst.BaseExpression, bool]]] | None:
+    def _view(self, call: cst.Call) -> tuple[str, list[cst.Arg | cst.BaseElement]] | None:
         """(tensor, target sizes) of `x.view(...)`, `x.reshape(...)` or `torch.reshape(x, (...))`."""
         func = call.func
         method = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
@@ -381,11 +381,12 @@ def masked(mask):
         tensor = dotted_name(_without_contiguous(receiver))
         if tensor is None or len(args) < 2 or any(getattr(arg, "keyword", None) for arg in args):
             return None
-        return tensor, [(arg.value, isinstance(arg, cst.StarredElement) or getattr(arg, "star", "") == "*") for arg in args]
+        return tensor, list(args)
 
-    def _size(self, expr, starred: bool, tensor: str, rank: int | None, hidden: frozenset[str]) -> _Size:
+    def _size(self, arg: cst.Arg | cst.BaseElement, tensor: str, rank: int | None, hidden: frozenset[str]) -> _Size:
+        expr = arg.value
         text = cst.Module([]).code_for_node(expr)
-        if starred:
+        if isinstance(arg, cst.StarredElement) or getattr(arg, "star", "") == "*":
             return _Size("*" + text, None)
         if _integer(expr) == -1:
             return _Size(text, None, wildcard=True)
@@ -394,7 +395,8 @@ def masked(mask):
         dims = known.product(expr, hidden)
         if dims is None or any(dim.tensor != tensor for dim in dims):
             return _Size(text, None)
-        return _Size(text, tuple(sorted(dim.index + rank if dim.index < 0 and rank is not None else dim.index for dim in dims)))
+        indexes = (dim.index + rank if dim.index < 0 and rank is not None else dim.index for dim in dims)
+        return _Size(text, tuple(sorted(indexes)))
 
     def _forget(self, target: cst.BaseExpression) -> None:
         for name in _assigned_names(target):
@@ -548,10 +550,8 @@ def _reorders(sizes: list[_Size], rank: int | None) -> bool:
     named = [dim for size in sizes if size.dims for dim in size.dims]
     if len(set(named)) < len(named):
         return False  # a dim used twice: not a merge, not a permutation either
-    for position, earlier in enumerate(sizes):
-        for later in sizes[position + 1 :]:
-            if any(_before(b, a) for a in earlier.dims or () for b in later.dims or ()):
-                return True
+    if any(_taken_out_of_order(sizes)):
+        return True
     # A lone -1 stands for exactly the dims not named; they must lie where it stands.
     absorbing = [position for position, size in enumerate(sizes) if size.dims is None]
     unnamed = sorted(set(range(rank)) - set(named)) if rank is not None else []
@@ -616,11 +616,14 @@ def _dim_names(scope: _Shapes, tensor: str, rank: int) -> list[str]:
     return names
 
 
-def _first_swap(sizes: list[_Size]) -> str:
+def _taken_out_of_order(sizes: list[_Size]) -> Iterator[tuple[int, int]]:
+    """(a, b) for each dim `b` the target takes after dim `a` although `b` comes first in the tensor."""
     for position, earlier in enumerate(sizes):
         for later in sizes[position + 1 :]:
             for a in earlier.dims or ():
-                for b in later.dims or ():
-                    if _before(b, a):
-                        return f"dim {a} is read before dim {b}"
-    return "a dim is read out of order"
+                yield from ((a, b) for b in later.dims or () if _before(b, a))
+
+
+def _first_swap(sizes: list[_Size]) -> str:
+    a, b = next(_taken_out_of_order(sizes))
+    return f"dim {a} is read before dim {b}"
