@@ -162,6 +162,7 @@ class ProbeSession:
                     if parameter.numel() > 1 and parameter.is_floating_point() and bool((parameter == parameter.flatten()[0]).all()):
                         parameter.copy_(torch.randn(parameter.shape, generator=generator))
             runs = []
+            torch.manual_seed(self.seed)  # the evidence must not depend on which probes ran before
             for _ in range(2):
                 fingerprints: list[tuple[Site, float]] = []
 
