@@ -43,6 +43,8 @@ class _Shapes:
     # size variable -> the dims whose product it holds (`c = x.size(1)`: one; `n = h * w`: two)
     sizes: dict[str, tuple[_Dim, ...]] = field(default_factory=dict)
     ranks: dict[str, int] = field(default_factory=dict)  # tensor variable -> its number of dims
+    # Names learnt inside each enclosing `if` branch: after the `if`, they may hold either branch's value.
+    branches: list[set[str]] = field(default_factory=list)
 
     def forget(self, name: str) -> None:
         """`name` was assigned: it no longer holds the size or the tensor it held."""
@@ -81,6 +83,7 @@ class _Shapes:
             indexes = range(start or 0, (start or 0) + count)
             if stop is None:
                 self.ranks[tensor] = (start or 0) + count
+                self._in_branch(tensor)
         else:
             return
         for name, index in zip(names, indexes):
@@ -103,6 +106,11 @@ class _Shapes:
         if dims and isinstance(name, cst.Name) and name.value != "_":
             self.sizes.pop(name.value, None)  # re-inserted last: the newest name of a dim is the one shown
             self.sizes[name.value] = dims
+            self._in_branch(name.value)
+
+    def _in_branch(self, name: str) -> None:
+        if self.branches:
+            self.branches[-1].add(name)
 
 
 class ViewAsPermute(Rule):
@@ -325,6 +333,14 @@ def masked(mask):
     def leave_NamedExpr(self, node: cst.NamedExpr) -> None:
         self._forget(node.target)
         self._scopes[-1].learn(node.target, node.value)
+
+    def visit_If(self, node: cst.If) -> None:
+        self._scopes[-1].branches.append(set())
+
+    def leave_If(self, node: cst.If) -> None:
+        scope = self._scopes[-1]
+        for name in scope.branches.pop():
+            scope.forget(name)
 
     def visit_For(self, node: cst.For) -> None:
         self._forget_assigned_in_loop(node)

@@ -67,6 +67,13 @@ FLAGGED = {
     "inline_reads_in_a_lambda": """
         to_time_major = lambda t: t.view(t.size(1), t.size(0), -1)
         """,
+    "sizes_read_and_used_in_a_branch": """
+        def f(x):
+            if x.dim() == 3:
+                B, C, N = x.shape
+                x = x.view(B, N, C)
+            return x
+        """,
     "view_in_a_loop_that_does_not_touch_the_tensor": """
         def f(x, heads):
             b, n, c = x.shape
@@ -131,6 +138,14 @@ NOT_FLAGGED = {
         def f(corr_volume):
             batch_size, h, w, num_channels, _, _ = corr_volume.shape
             return corr_volume.reshape(batch_size * h * w, num_channels, h, w)
+        """,
+    "sizes_read_in_either_branch": """
+        def f(x, channels_last):
+            if channels_last:
+                B, H, W, C = x.shape
+            else:
+                B, C, H, W = x.shape
+            return x.reshape(B, -1, C)
         """,
     "from_the_start_and_the_end_unordered": """
         def f(x):
