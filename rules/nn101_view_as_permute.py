@@ -31,9 +31,14 @@ class _Size:
     literal 1, None for a size that may stand for any run of dims (`-1`, a literal, an
     unrelated expression)."""
 
-    text: str
+    arg: cst.Arg | cst.BaseElement
     dims: tuple[int, ...] | None
     wildcard: bool = False
+
+    @property
+    def text(self) -> str:
+        """The size as written (`h * w`, `*shape`); only needed for a finding's message."""
+        return ("*" if _starred(self.arg) else "") + cst.Module([]).code_for_node(self.arg.value)
 
 
 @dataclass
@@ -125,11 +130,14 @@ class ViewAsPermute(Rule):
     ## Why is this bad?
     A view only reinterprets memory: it can merge neighbouring dims and split
     them, never move one past another. `x.view(b, h, w, c)` of a `(b, c, h, w)`
-    tensor runs, has the right shape, and scrambles every channel across
-    pixels; the network still trains a little, on noise it made itself.
-    Karpathy's recipe ("use backprop to chart dependencies") names this
-    view-instead-of-permute bug as the classic way to mix information across
-    dims silently; it is only visible when the dims have different sizes.
+    tensor runs, has the right shape, and deals every channel's values out
+    across pixels (and a reorder that involves the batch dim, across
+    examples). Nothing raises, and the network still learns, to ignore the
+    data it scrambled. Karpathy's recipe ("use backprop to chart
+    dependencies") names this mistake, `view` where `transpose`/`permute` was
+    meant, as a common way to mix information across the batch silently; it
+    only shows when the dims have different sizes ("test with asymmetric
+    shapes").
 
     ## Example
     ```python
@@ -144,13 +152,16 @@ class ViewAsPermute(Rule):
     ```
 
     ## Known problems
-    Dims are only known from sizes read in the same function (`x.shape`,
-    `x.size()`, `x.shape[i]`, `x.size(i)`, slices of them). Any assignment to
-    the tensor variable, or to a size variable, forgets what was known, and
-    so does a loop that assigns them, so a view after `x = x.permute(...)` is
-    never judged from the sizes read before it. A merge that skips a dim with
-    no name (`b, _, h, w = x.shape; x.view(b * h, w)`) is taken as correct:
-    that dim is presumably of size 1.
+    Dims are only known from sizes read in the same function from the same
+    local variable (`x.shape`, `x.size()`, `x.shape[i]`, `x.size(i)`, slices
+    and products of them), so a reshape of another tensor built from `x`
+    (`self.proj(x).view(...)`, `(attn @ v).reshape(...)`) is never judged;
+    `--confirm` covers those. Any assignment to the tensor variable or to a
+    size variable forgets what was known, and so does a loop that assigns
+    them or the end of an `if` whose branch read them: a view after
+    `x = x.permute(...)` is never judged from sizes read before it. A merge
+    that skips a dim with no name (`b, _, h, w = x.shape; x.view(b * h, w)`)
+    is taken as correct: that dim is presumably of size 1.
 
     ## Runtime confirmation
     `--confirm` runs the model on an asymmetric-shape probe (every dim a
@@ -401,18 +412,17 @@ def masked(mask):
 
     def _size(self, arg: cst.Arg | cst.BaseElement, tensor: str, rank: int | None, hidden: frozenset[str]) -> _Size:
         expr = arg.value
-        text = cst.Module([]).code_for_node(expr)
-        if isinstance(arg, cst.StarredElement) or getattr(arg, "star", "") == "*":
-            return _Size("*" + text, None)
+        if _starred(arg):
+            return _Size(arg, None)
         if _integer(expr) == -1:
-            return _Size(text, None, wildcard=True)
+            return _Size(arg, None, wildcard=True)
         # A comprehension that rebinds the tensor's name: only sizes read inline describe it.
         known = _Shapes() if tensor in hidden else self._scopes[-1]
         dims = known.product(expr, hidden)
         if dims is None or any(dim.tensor != tensor for dim in dims):
-            return _Size(text, None)
+            return _Size(arg, None)
         indexes = (dim.index + rank if dim.index < 0 and rank is not None else dim.index for dim in dims)
-        return _Size(text, tuple(sorted(indexes)))
+        return _Size(arg, tuple(sorted(indexes)))
 
     def _forget(self, target: cst.BaseExpression) -> None:
         for name in _assigned_names(target):
@@ -458,6 +468,10 @@ def masked(mask):
         if kind == "fine":
             return refuted(f"on {model.name}'s probes the reshape only merges and splits dims in order", **shapes)
         return unverifiable(f"on {model.name}'s probes equal sizes allow both readings of the reshape", **shapes)
+
+
+def _starred(arg: cst.Arg | cst.BaseElement) -> bool:
+    return isinstance(arg, cst.StarredElement) or getattr(arg, "star", "") == "*"
 
 
 def _is_name(node: cst.BaseExpression, name: str) -> bool:

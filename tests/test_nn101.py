@@ -199,6 +199,7 @@ def test_facts_carry_the_permutation_for_the_probe():
         ("b, c, h, w = x.shape\ny = x.view(b, h, w, c)", "use x.permute(0, 2, 3, 1)"),
         ("y = x.view(x.size(1), x.size(0), -1)", "use x.transpose(0, 1).reshape(x.size(1), x.size(0), -1)"),
         ("y = x.view(x.size(2), x.size(0), x.size(1), -1)", "use x.movedim((2, 0, 1), (0, 1, 2)).reshape("),
+        ("y = x.view(x.size(2), x.size(1), *rest)", "use x.transpose(1, 2).reshape(x.size(2), x.size(1), *rest)"),
         ("b, t, c = x.shape\ny = x.view(\n    b, c,\n    t)", "x.view( b, c, t) reorders the dims of x (b, t, c)"),
     ],
 )
