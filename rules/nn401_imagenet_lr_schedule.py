@@ -6,6 +6,7 @@ from functools import partial
 
 import libcst as cst
 
+from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
 from nnlint.rule import Example, Rule
 from nnlint.training_facts import Scheduler, StepContext, TrainingFacts, TrainingLength, training_facts
 
@@ -120,12 +121,15 @@ class ImagenetLrSchedule(Rule):
 
     ## Runtime confirmation
     `--confirm` builds the real torch scheduler (`StepLR`/`MultiStepLR`, or
-    the `StepLR` a hand-written decay is equal to) on a dummy optimizer with
-    the arguments found, steps it as the code does over the training length
-    found, and reports the LR at the milestones, at half of training and at
-    the end. Confirmed when the decay never fires within the run, when a
-    milestone lies beyond it, or when the LR falls below 1e-3 of its start
-    before half of training; refuted otherwise.
+    the `StepLR` a `LambdaLR` or hand-written decay is equal to) on a dummy
+    optimizer with the arguments found, steps it once per epoch over the
+    training length found, and reports the LR (as a multiple of the initial
+    LR) at each decay, at half of training and in the last epoch. Confirmed
+    when the decay never fires within the run, when a milestone lies beyond
+    it, or when the LR falls below 1e-3 of its start before half of
+    training; refuted otherwise. When the code steps it every batch, the
+    evidence also says what that does, assuming 100 batches per epoch (a
+    loader's length is not in the source); that is NN402's finding.
 
     ## From the recipe
     Karpathy, "A Recipe for Training Neural Networks" (step 3, overfit):
@@ -463,6 +467,70 @@ trainer = pl.Trainer(max_epochs=20)
                 "stepping": "per batch" if batch_loops else "per epoch",
             },
         )
+
+    @staticmethod
+    def runtime_check(finding: ProbeFinding, session) -> Verdict:
+        """Step the real torch scheduler once per epoch over the run, the stepping the recipe was tuned for
+        and the message judges; when the code steps it every batch, also say what that does."""
+        from nnlint.confirm import schedule as simulation  # torch: only the confirm pass's child gets here
+
+        facts = finding.facts
+        schedule, epochs = facts["schedule"], facts["epochs"]
+        batches = simulation.BATCHES_PER_EPOCH
+        try:
+            lrs = simulation.simulate(schedule, epochs)[:epochs]  # lrs[e]: the LR of epoch e
+            per_batch = simulation.simulate(schedule, epochs * batches) if facts["stepping"] == "per batch" else None
+        except simulation.ScheduleError as error:
+            return unverifiable(str(error))
+        decays, half, last = simulation.changes(lrs), epochs // 2, epochs - 1
+        below = simulation.first_below(lrs, _LR_FLOOR)
+        unreached = schedule.get("milestones", [])[len(decays) :]
+        if not decays:
+            misfit = f"the LR stays at its initial value from epoch 0 to {last}, so the decay never fires"
+        elif unreached:
+            beyond = f"milestone {unreached[0]} lies" if len(unreached) == 1 else f"milestones {unreached} lie"
+            falls = simulation.falls(lrs, decays, "epoch")
+            misfit = f"{falls} and stays there to epoch {last}: {beyond} beyond the run"
+        elif below is not None and below < epochs / 2:
+            before = [epoch for epoch in decays if epoch <= below]
+            misfit = (
+                f"{simulation.falls(lrs, before, 'epoch')}: below {_LR_FLOOR:g}x from epoch {below}, "
+                f"before half of training (epoch {half})"
+            )
+        else:
+            misfit = None
+        data = {
+            "simulated": simulation.describe(schedule),
+            "stepped": "once per epoch",
+            "epochs": epochs,
+            "lr": {
+                "start": lrs[0],
+                "decays": [[epoch, lrs[epoch]] for epoch in decays],
+                "half": [half, lrs[half]],
+                "end": [last, lrs[last]],
+            },
+        }
+        run = f"the {epochs}-epoch run ({facts['epochs_from']})"
+        sentence = f"simulated {data['simulated']} stepped once per epoch over {run}: "
+        if misfit is not None:
+            sentence += misfit
+        else:
+            sentence += (
+                f"{simulation.falls(lrs, decays, 'epoch')}; {simulation.lr(lrs[half])} at half of training "
+                f"(epoch {half}) and {simulation.lr(lrs[last])} in the last epoch: the schedule fits the run"
+            )
+        if per_batch is not None:
+            sentence += (
+                f"; stepped every batch as the code does (assumed {batches} batches/epoch), "
+                f"{simulation.first_epoch(per_batch, batches)} (NN402)"
+            )
+            data["per_batch"] = {
+                "batches_per_epoch": batches,
+                "assumed": True,
+                "after_one_epoch": per_batch[batches],
+                "below_floor_after_batches": simulation.first_below(per_batch, _LR_FLOOR),
+            }
+        return (confirmed if misfit is not None else refuted)(sentence, **data)
 
 
 def _from_scheduler(facts: TrainingFacts, scheduler: Scheduler) -> _Schedule | None:

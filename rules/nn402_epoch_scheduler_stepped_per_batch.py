@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
 from nnlint.rule import Example, Rule
 from nnlint.training_facts import Scheduler, TrainingFacts, TrainingLength, training_facts
 
@@ -68,11 +69,15 @@ class EpochSchedulerSteppedPerBatch(Rule):
 
     ## Runtime confirmation
     `--confirm` builds the real torch scheduler on a dummy optimizer with the
-    arguments found and steps it once per batch for one epoch (the loader's
-    length when the run configures one, else 100 batches). Confirmed when
-    the LR after one epoch already differs from what one per-epoch step
-    gives (e.g. `StepLR(30)` has decayed after 30 batches, `T_max=epochs`
-    has finished its cosine); refuted when the two agree.
+    arguments found (a `LambdaLR` decay as the `StepLR` it equals) and steps
+    it every batch beside once per epoch, over the run's length when the
+    source gives it, else over one epoch. An epoch is assumed to be 100
+    batches: a loader's length is not in the source. Confirmed at the first
+    batch where the two LRs differ by more than 2x (`StepLR(30)` is at 0.1x
+    after 30 batches; `T_max=epochs` has reached its minimum within the
+    first epoch); refuted when they stay within 2x over the whole run;
+    unverifiable when they do for one epoch of a run of unknown length, or
+    when an argument has no number in the source (`eta_min=cfg.min_lr`).
 
     ## From the recipe
     Karpathy, "A Recipe for Training Neural Networks" (step 3, overfit):
@@ -350,13 +355,58 @@ def main(model, train_loader, max_iters):
                     f"{written} is stepped every batch (loop `{header}` at line {facts.line(loop)}): {consequence}; "
                     f"{fix}{_PER_BATCH_ALTERNATIVE.get(scheduler.kind, '')}",
                     facts={
-                        "scheduler": scheduler.kind,
-                        "arguments": facts.arguments(scheduler),
+                        "schedule": _simulated(facts, scheduler),
                         "stepping": "per batch",
                         "batch_loop_line": facts.line(loop),
                         "epochs": length.epochs if length else None,
                     },
                 )
+
+    @staticmethod
+    def runtime_check(finding: ProbeFinding, session) -> Verdict:
+        """Step the real torch scheduler every batch (an assumed number per epoch: a loader's length is not
+        in the source) beside once per epoch: confirmed where the two LRs part by more than 2x."""
+        from nnlint.confirm import schedule as simulation  # torch: only the confirm pass's child gets here
+
+        facts = finding.facts
+        schedule, epochs = facts["schedule"], facts["epochs"]
+        try:
+            run = simulation.per_batch_run(schedule, epochs)
+        except simulation.ScheduleError as error:
+            return unverifiable(str(error))
+        batches, parting, last = run.batches_per_epoch, run.parting(), run.compared - 1
+        points = {"start": 0, "parting": parting, "after_one_epoch": batches, "last_batch": last if epochs else None}
+        data = {
+            "simulated": simulation.describe(schedule),
+            "batches_per_epoch": batches,
+            "batches_per_epoch_assumed": True,
+            "epochs": epochs,
+            "lr": {
+                name: {"batches": k, "per_batch": run.per_batch[k], "per_epoch": run.intended(k)}
+                for name, k in points.items()
+                if k is not None
+            },
+        }
+
+        def lr_at(k: int) -> str:
+            return f"{simulation.lr(run.per_batch[k])} (stepped once per epoch: {simulation.lr(run.intended(k))})"
+
+        stepped = f"stepped every batch (assumed {batches} batches/epoch), {data['simulated']}"
+        if parting is not None:
+            return confirmed(
+                f"{stepped}: after {parting} batches the LR is at {lr_at(parting)}, "
+                f"after one epoch at {lr_at(batches)}",
+                **data,
+            )
+        within = f"{stepped} stays within {simulation.MATERIAL_FACTOR:g}x of stepping once per epoch"
+        if epochs:
+            return refuted(f"{within} over the {epochs}-epoch run: its last batch trains at {lr_at(last)}", **data)
+        # Longer runs decay further: with no length in the source, one calm epoch proves nothing.
+        return unverifiable(
+            f"{within} for one epoch, after which the LR is at {lr_at(batches)}; the run's length is not in the "
+            "source, so later epochs cannot be compared",
+            **data,
+        )
 
     @staticmethod
     def _too_fast(facts: TrainingFacts, scheduler: Scheduler, length: TrainingLength | None) -> tuple[str, str] | None:
@@ -391,3 +441,16 @@ def main(model, train_loader, max_iters):
                     f"it decays every {decay.period} batches, not every {decay.period} epochs",
                 )
         return None
+
+
+def _simulated(facts: TrainingFacts, scheduler: Scheduler) -> dict:
+    """What the runtime simulation builds: the torch scheduler with the numbers the source gives (a LambdaLR
+    decay as the StepLR it equals), and the code of the arguments it gives no number for."""
+    decay = facts.lambda_decay(scheduler) if scheduler.kind == "LambdaLR" else None
+    if decay is not None:
+        written = f"LambdaLR(`{facts.code(decay.node)}`)"
+        return {"scheduler": "StepLR", "step_size": decay.period, "gamma": decay.gamma, "written": written}
+    unresolved = {name: facts.code(expr) for name, expr in scheduler.arguments.items() if facts.value(expr) is None}
+    # An argument the file writes without a number is unknown, not torch's default.
+    arguments = {name: value for name, value in facts.arguments(scheduler).items() if name not in unresolved}
+    return {"scheduler": scheduler.kind, **arguments, **({"unresolved": unresolved} if unresolved else {})}

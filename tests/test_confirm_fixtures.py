@@ -26,6 +26,9 @@ EXPECTED_STATUS = {
     ("confirm/hostile/wait_at_import.py", 19, "NN301"): "confirmed",  # nor the endless wait
     ("confirm/hostile/huge_model.py", 13, "NN301"): "unverifiable",  # over the memory cap
     ("confirm/hostile/crash_in_forward.py", 16, "NN301"): "unverifiable",  # segfault: NN902
+    ("confirm/schedules/short_run.py", 12, "NN401"): "confirmed",  # StepLR(30) never fires in 20 epochs
+    ("confirm/schedules/cosine_per_batch.py", 23, "NN402"): "confirmed",  # T_max=30 reached after 30 batches
+    ("confirm/schedules/finetune_one_epoch.py", 19, "NN402"): "refuted",  # 0.994 per batch, 1 epoch: within 2x
 }
 
 
