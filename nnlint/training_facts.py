@@ -473,9 +473,11 @@ class TrainingFacts:
         return PeriodicDecay(expr, gamma, period, exponent.right, self.code(exponent.left))
 
     def arguments(self, scheduler: Scheduler) -> dict[str, object]:
-        """The scheduler's arguments the file gives numbers for, torch defaults included: what the
-        runtime check rebuilds the scheduler from."""
-        resolved = dict(_DEFAULTS.get(scheduler.kind, {}))
+        """The scheduler's arguments the file gives numbers for, and torch's defaults for those it
+        does not write: what the runtime check rebuilds the scheduler from. An argument written
+        without a number (`args.gamma`) is absent, never replaced by the default."""
+        defaults = _DEFAULTS.get(scheduler.kind, {})
+        resolved = {name: value for name, value in defaults.items() if name not in scheduler.arguments}
         for name, expr in scheduler.arguments.items():
             value = self.value(expr)
             if value is not None:

@@ -540,10 +540,10 @@ def _from_scheduler(facts: TrainingFacts, scheduler: Scheduler) -> _Schedule | N
     arguments = facts.arguments(scheduler)
     stepped = [step.where for step in scheduler.steps]
     source = {"scheduler": scheduler.kind, **arguments}
-    if scheduler.kind == "StepLR" and arguments.get("step_size") == _PERIOD and _is_recipe_gamma(arguments["gamma"]):
+    if scheduler.kind == "StepLR" and arguments.get("step_size") == _PERIOD and _is_recipe_gamma(arguments.get("gamma")):
         return _Schedule(facts.describe(scheduler, "step_size", "gamma"), scheduler.call, _PERIOD, (), stepped, source)
     if scheduler.kind == "MultiStepLR" and _is_recipe_milestones(arguments.get("milestones")):
-        if _is_recipe_gamma(arguments["gamma"]):
+        if _is_recipe_gamma(arguments.get("gamma")):
             written = facts.describe(scheduler, "milestones", "gamma")
             return _Schedule(written, scheduler.call, None, tuple(arguments["milestones"]), stepped, source)
     if scheduler.kind == "LambdaLR":

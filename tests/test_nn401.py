@@ -57,6 +57,8 @@ def test_a_schedule_that_does_not_fit_the_run_is_reported(epochs, schedule, expe
         (240, "StepLR(opt, 30)"),  # at half of training the LR is still 1e-3 of its start
         (20, "StepLR(opt, 30, 0.5)"),  # not the ImageNet recipe
         (20, "MultiStepLR(opt, [10, 15])"),  # scaled to the run
+        (20, "StepLR(opt, 30, args.gamma)"),  # gamma not in the file: not known to be the recipe's 0.1
+        (20, "MultiStepLR(opt, [30, 60], gamma=cfg.gamma)"),
     ],
 )
 def test_a_schedule_that_fits_the_run_or_is_not_the_recipe_is_not_reported(epochs, schedule):
