@@ -74,6 +74,9 @@ class Rule:
     default_enabled: ClassVar[bool] = True
     # The confirm pass's check for this rule (see nnlint.confirm); None: static only.
     runtime_check: ClassVar[Any] = None
+    # False for an R-only rule (RULES.md): only the confirm pass reports it, its `triggers` are empty
+    # so the static pass never runs it, and its examples are checked by a runtime test.
+    static: ClassVar[bool] = True
 
     def __init__(self, context: FileContext) -> None:
         self.context = context
