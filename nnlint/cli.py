@@ -25,7 +25,7 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
 class _DefaultCheckGroup(click.Group):
-    """`nnlint PATHS` means `nnlint check PATHS`; `rules` and `rule` are subcommands."""
+    """`nnlint PATHS` means `nnlint check PATHS`; `rules`, `rule` and `probe` are subcommands."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
@@ -87,6 +87,34 @@ def check(paths, output_format, select, ignore, extend_select, exit_zero, jobs, 
     result = run(files, settings, Path.cwd(), jobs or os.cpu_count() or 1)
     if confirm:
         result = _confirm(result, files, settings, show_refuted, progress=output_format == "text" and sys.stderr.isatty())
+    _report(result, output_format, color, exit_zero)
+
+
+@main.command("probe")
+@click.argument("target")
+@click.option("--input", "input_spec", default=None, help='Probe input, e.g. "float[B,3,H,W]" or "long[B,T] < 1000".')
+@click.option("--format", "output_format", type=click.Choice(sorted(FORMATS)), default="text", show_default=True)
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are reported.")
+@click.option("--config", type=str, default=None, help="Path to a pyproject.toml to use instead of the nearest one.")
+@click.option("--color/--no-color", default=None, help="Colour the text output [default: when on a terminal].")
+def probe_model(target, input_spec, output_format, exit_zero, config, color) -> None:
+    """Build one model, TARGET = pkg.module:ClassOrFactory, and probe it; no finding needed (needs torch)."""
+    from nnlint.confirm.probe import ProbeError, probe
+    from nnlint.confirm.run import SandboxError, torch_available
+
+    if not torch_available():
+        _fail("probe runs your model and needs torch: pip install 'nnlint[runtime]'")
+    try:
+        probed = probe(target, input_spec, _settings([], config, (), (), ()), Path.cwd())
+    except (ConfigError, SandboxError, ProbeError) as error:
+        _fail(str(error))
+    if probed.model and output_format == "text":
+        click.echo(f"nnlint: probed {probed.model['built_with']}; input {probed.model['input']}", err=True)
+    _report(probed.result, output_format, color, exit_zero)
+
+
+def _report(result, output_format: str, color: bool | None, exit_zero: bool) -> None:
+    """Print `result` and exit with check's codes: 2 internal error, 1 findings or diagnostics, else 0."""
     color = sys.stdout.isatty() if color is None else color
     click.echo(FORMATS[output_format](result, color=color and output_format == "text"))
     if any(diagnostic.code == INTERNAL_ERROR for diagnostic in result.diagnostics):

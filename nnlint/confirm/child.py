@@ -27,6 +27,10 @@ MIB = 1024 * 1024
 
 def _run_job(job: dict, project: dict) -> dict:
     """Verdicts for the job's findings, and what the universal probes found (runs in the worker)."""
+    if "target" in job:  # `nnlint probe MODULE:CALLABLE`
+        from nnlint.confirm.target import probe_target
+
+        return probe_target(job, project)
     from nnlint.confirm.universal import runtime_findings
     from nnlint.confirm.session import ProbeSession
     from nnlint.rule import rule_by_code
@@ -36,13 +40,14 @@ def _run_job(job: dict, project: dict) -> dict:
     for record in job["findings"]:
         finding = ProbeFinding(record["code"], record["path"], record["line"], record["message"], record["facts"] or {})
         try:
-            verdict = rule_by_code(finding.code).runtime_check(finding, session)
+            with session.charging(finding.code):
+                verdict = rule_by_code(finding.code).runtime_check(finding, session)
         except Exception as error:  # the user's code failed under the probe (or the check has a bug): say so
             verdict = unverifiable(f"the probe failed: {type(error).__name__}: {error}")
         verdicts[record["index"]] = verdict.to_json()
-    found = runtime_findings(session, job["findings"]) if job["universal"] else []
-    passes = {record.name: record.passes for record in session.__dict__.get("models", [])}
-    return {"verdicts": verdicts, "runtime_findings": [vars(f) for f in found], "passes": passes}
+    with session.charging("universal"):
+        found = runtime_findings(session, job["findings"]) if job["universal"] else []
+    return {"verdicts": verdicts, "runtime_findings": [vars(f) for f in found], **session.pass_counts()}
 
 
 def _worker(index: int, job: dict, request: dict) -> None:

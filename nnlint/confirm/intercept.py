@@ -31,7 +31,7 @@ class Site:
 
 
 def call_name(func: Callable) -> str:
-    return getattr(func, "__name__", repr(func))
+    return getattr(func, "__name__", None) or repr(func)
 
 
 class CallWatcher(TorchFunctionMode):
@@ -58,13 +58,13 @@ class CallWatcher(TorchFunctionMode):
         self.written_by_user = written_by_user
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        result = func(*args, **kwargs)
-        name = call_name(func)
-        if self.watched is None or name in self.watched:
-            site = self._user_site()
-            if site is not None:
-                self.on_call(name, args, kwargs, result, site)
+        # Every torch call of the forward comes through here: the unwatched ones must cost next to nothing.
+        result = func(*args, **kwargs) if kwargs else func(*args)
+        if self.watched is not None and getattr(func, "__name__", None) not in self.watched:
+            return result
+        site = self._user_site()
+        if site is not None:
+            self.on_call(call_name(func), args, kwargs or {}, result, site)
         return result
 
     def _user_site(self) -> Site | None:

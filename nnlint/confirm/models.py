@@ -1,17 +1,21 @@
 """Build the user's models and the inputs to probe them with (child side, imports torch).
 
-A model is built as `[tool.nnlint.models.<Class>]` says, else with the
-constant arguments the project's own code passes (`ViT(num_classes=10)`
-found statically), else with no arguments. Its input comes from the config
-(`input = "float[B,3,H,W]"`, `"long[B,T] < 1000"`) or from its first layer.
+A model is built as `[tool.nnlint.models.<Class>]` says (its arguments, or
+a `factory = "pkg.module:make_model"` to call instead of the class), else
+with the constant arguments the project's own code passes
+(`ViT(num_classes=10)` found statically), else with no arguments. Its input
+comes from the config (`input = "float[B,3,H,W]"`, `"long[B,T] < 1000"`) or
+from its first layer.
 Probe sizes are asymmetric (DESIGN.md): the batch a small prime, every free
 dimension a different odd prime, so that no swap of two dims can hide.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +25,8 @@ from torch import nn
 # Two probes per model: the second, with other sizes, before a shape verdict is final.
 PROBE_BATCHES = (5, 3)
 PROBE_FREE_SIZES = ((37, 29, 23, 19), (31, 17, 13, 11))
+# The second probe of a model too deep for its sizes (five stride-2 stages and a 3x3 pool need more than 17).
+LARGER_FREE_SIZES = (43, 41, 31, 29)
 # A model that rejects the primes (a hard-coded flatten or position-embedding size) is tried square.
 SQUARE_SIZES = (32, 28, 64, 224)
 _SIZE_PARAMETERS = re.compile(r"^(image|img|input|in)_?(size|res|resolution)$|^resolution$")
@@ -44,9 +50,10 @@ class InputSpec:
     def batch_dim(self) -> int:
         return self.dims.index("B") if "B" in self.dims else 0
 
-    def sizes(self, probe: int, square: int | None = None) -> list[int]:
-        """Concrete sizes for probe 0 or 1; `square` gives every free dim but the batch that size."""
-        free = iter(PROBE_FREE_SIZES[probe])
+    def sizes(self, probe: int, square: int | None = None, free_sizes: tuple[int, ...] | None = None) -> list[int]:
+        """Concrete sizes for probe 0 or 1; `square` gives every free dim but the batch that size,
+        `free_sizes` replaces the probe's own free sizes."""
+        free = iter(free_sizes or PROBE_FREE_SIZES[probe])
         sizes = []
         for dim in self.dims:
             if isinstance(dim, int):
@@ -105,29 +112,61 @@ class ProbeModel:
     causal: bool = False
     note: str = ""  # what was assumed, for the evidence
     inputs: dict[int, torch.Tensor] = field(default_factory=dict)
+    second_sizes: tuple[int, ...] | None = None  # the second probe's free sizes, when its own are rejected
 
     def probe_input(self, probe: int = 0, seed: int = 0) -> torch.Tensor:
         if probe not in self.inputs:
             generator = torch.Generator().manual_seed(seed + probe)
-            self.inputs[probe] = self.spec.make(self.spec.sizes(probe, self.square), generator)
+            self.inputs[probe] = self.spec.make(self._sizes(probe), generator)
         return self.inputs[probe]
 
     def describe_input(self, probe: int = 0) -> str:
         square = " (square: it rejects other sizes)" if self.square else ""
-        return self.spec.describe(self.spec.sizes(probe, self.square)) + square
+        return self.spec.describe(self._sizes(probe)) + square
+
+    def _sizes(self, probe: int) -> list[int]:
+        return self.spec.sizes(probe, self.square, self.second_sizes if probe == 1 else None)
 
 
 def _arguments_text(args: list, kwargs: dict) -> str:
     return ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
 
 
-def constructions(cls: type, configured: dict[str, Any], seen_calls: list[dict]) -> list[tuple[list, dict, str]]:
+def resolve_callable(target: str) -> Callable:
+    """`pkg.module:make_model` (or `pkg.module:Outer.make`), imported; BuildError saying which part is missing.
+
+    The module is imported by the caller's importer: with safe loading on, a
+    project module runs its definitions only.
+    """
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise BuildError(f"{target!r} is not of the form pkg.module:ClassOrFactory")
+    try:
+        found = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is None or not (module_name == error.name or module_name.startswith(error.name + ".")):
+            raise  # the module exists; something it imports is missing: the module's own failure
+        raise BuildError(f"no module named {error.name!r} (from {target!r}; is the project root on the path?)") from None
+    for part in attribute.split("."):
+        if not hasattr(found, part):
+            raise BuildError(f"{module_name} has no attribute {attribute!r} (from {target!r})")
+        found = getattr(found, part)
+    if isinstance(found, nn.Module):
+        raise BuildError(f"{target} is a built {type(found).__name__}: name its class or a function that builds it")
+    if not callable(found):
+        raise BuildError(f"{target} is not a class or a function that builds a model (its type is {type(found).__name__})")
+    return found
+
+
+def constructions(
+    maker: Callable, configured: dict[str, Any], seen_calls: list[dict], entry: str
+) -> list[tuple[list, dict, str]]:
     """(args, kwargs, description) to try, in order: config, the project's own calls, no arguments."""
-    name = cls.__name__
+    name = getattr(maker, "__name__", str(maker))
     options = []
     if "args" in configured or "kwargs" in configured:
         args, kwargs = list(configured.get("args", [])), dict(configured.get("kwargs", {}))
-        options.append((args, kwargs, f"{name}({_arguments_text(args, kwargs)}) from [tool.nnlint.models.{name}]"))
+        options.append((args, kwargs, f"{name}({_arguments_text(args, kwargs)}) from [tool.nnlint.models.{entry}]"))
     for call in seen_calls:
         described = f"{name}({_arguments_text(call['args'], call['kwargs'])}), as in {call['where']}"
         options.append((call["args"], call["kwargs"], described))
@@ -135,14 +174,20 @@ def constructions(cls: type, configured: dict[str, Any], seen_calls: list[dict])
     return options
 
 
-def build(cls_or_factory, configured: dict[str, Any], seen_calls: list[dict], seed: int) -> tuple[nn.Module, str]:
-    """The first construction that works; BuildError naming the config entry to add when none does."""
-    name = getattr(cls_or_factory, "__name__", str(cls_or_factory))
+def build(cls: Callable, configured: dict[str, Any], seen_calls: list[dict], seed: int) -> tuple[nn.Module, str]:
+    """The first construction that works; BuildError naming the config entry to add when none does.
+
+    `cls` is the class (or function) the config entry is named after; a
+    `factory` in the entry is called instead, with the entry's arguments only
+    (the project's calls of the class say nothing about the factory's).
+    """
+    entry = getattr(cls, "__name__", str(cls))
+    maker = resolve_callable(configured["factory"]) if "factory" in configured else cls
     failures = []
-    for args, kwargs, described in constructions(cls_or_factory, configured, seen_calls):
+    for args, kwargs, described in constructions(maker, configured, [] if maker is not cls else seen_calls, entry):
         torch.manual_seed(seed)
         try:
-            model = cls_or_factory(*args, **kwargs)
+            model = maker(*args, **kwargs)
         except TypeError as error:
             failures.append(f"{described}: {error}")
             continue
@@ -151,7 +196,7 @@ def build(cls_or_factory, configured: dict[str, Any], seen_calls: list[dict], se
         return model, described
     needs = failures[-1].split(": ", 1)[-1] if failures else ""
     raise BuildError(
-        f"{name} cannot be built ({needs}): add [tool.nnlint.models.{name}] with args = [...] / kwargs = {{...}}"
+        f"{entry} cannot be built ({needs}): add [tool.nnlint.models.{entry}] with args = [...] / kwargs = {{...}}"
     )
 
 
@@ -168,18 +213,30 @@ def _square_candidates(model: nn.Module) -> list[int]:
     return sizes + [size for size in SQUARE_SIZES if size not in sizes]
 
 
-def fit_input(probe_model: ProbeModel, seed: int) -> None:
-    """Find probe sizes the model accepts: the asymmetric primes, else a square size (said in `note`)."""
+def _accepts(probe_model: ProbeModel, probe: int, seed: int) -> Exception | None:
+    """None if the model's eval forward runs on the probe's input, else what it raised."""
+    probe_model.inputs.pop(probe, None)
+    try:
+        with torch.no_grad():
+            probe_model.module(probe_model.probe_input(probe, seed))
+    except Exception as error:  # the user's forward rejects these sizes, whatever its exception
+        return error
+    return None
+
+
+def fit_input(probe_model: ProbeModel, seed: int) -> int:
+    """Find probe sizes the model accepts: the asymmetric primes, else a square size (said in `note`);
+    then sizes for the second probe: its own, else larger primes, else the first probe's with its batch.
+
+    Returns the number of forwards it ran: they are spent before any check."""
     model, spec = probe_model.module, probe_model.spec
     model.eval()
     first_error = None
     has_free_spatial = sum(1 for dim in spec.dims if isinstance(dim, str) and dim != "B") > 0
-    for square in [None, *(_square_candidates(model) if has_free_spatial else [])]:
-        probe_model.square, probe_model.inputs = square, {}
-        try:
-            with torch.no_grad():
-                model(probe_model.probe_input(0, seed))
-        except Exception as error:  # the user's forward rejects these sizes, whatever its exception
+    for tried, square in enumerate([None, *(_square_candidates(model) if has_free_spatial else [])], start=1):
+        probe_model.square = square
+        error = _accepts(probe_model, 0, seed)
+        if error is not None:
             first_error = first_error or error
             continue
         if square is not None:
@@ -187,7 +244,13 @@ def fit_input(probe_model: ProbeModel, seed: int) -> None:
                 f"it rejects asymmetric sizes ({type(first_error).__name__}: {str(first_error)[:120]}), "
                 f"so the probe is square {square}x{square}"
             )
-        return
+        # A square probe gives every free dim its size: only the batch differs between the two.
+        for second_sizes in (None,) if square else (None, LARGER_FREE_SIZES, PROBE_FREE_SIZES[0]):
+            probe_model.second_sizes = second_sizes
+            tried += 1
+            if _accepts(probe_model, 1, seed) is None:
+                break
+        return tried
     raise BuildError(
         f"its forward rejects the probe {spec.describe(spec.sizes(0))} ({type(first_error).__name__}: "
         f"{str(first_error)[:200]}): add input = \"...\" to [tool.nnlint.models.{probe_model.name}]"

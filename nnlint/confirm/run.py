@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +49,46 @@ class ConfirmSettings:
         )
 
 
+# `[tool.nnlint.models.<Name>]` keys and their TOML types (docs/confirm.md, "Configuration").
+_MODEL_KEYS = {"args": list, "kwargs": dict, "input": str, "factory": str, "causal": bool}
+_FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+
+
+def model_entries(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """`[tool.nnlint.models]`, checked: a misspelt key must not silently build the model another way."""
+    for name, entry in table.items():
+        where = f"[tool.nnlint.models.{name}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be a table with some of: {', '.join(_MODEL_KEYS)}")
+        unknown = sorted(set(entry) - set(_MODEL_KEYS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(_MODEL_KEYS)}")
+        for key, kind in _MODEL_KEYS.items():
+            if key in entry and not isinstance(entry[key], kind):
+                raise ConfigError(f"{where}: `{key}` must be a {'table' if kind is dict else kind.__name__}")
+        if "factory" in entry and not _FACTORY.fullmatch(entry["factory"]):
+            raise ConfigError(f'{where}: factory = "{entry["factory"]}" is not of the form "pkg.module:make_model"')
+    return table
+
+
+def sandbox_project(settings: Settings, options: ConfirmSettings, files: list[str], calls: dict) -> dict[str, Any]:
+    """What every probe process needs to know of the project (`files`: absolute paths of the user's code)."""
+    return {
+        "root": str(settings.root.resolve()),
+        "files": files,
+        "seed": options.seed,
+        "full_import": options.full_import,
+        "models": model_entries(settings.models),
+        "constructor_calls": calls,
+    }
+
+
 @dataclass
 class Confirmation:
     findings: list[Finding]
     diagnostics: list[Diagnostic]
     passes: dict[str, dict[str, dict[str, int]]]  # file -> model -> forward/backward counts (for the bench)
+    costs: dict[str, dict[str, dict]] = field(default_factory=dict)  # file -> model -> passes by check, fit forwards
 
 
 def torch_available() -> bool:
@@ -93,14 +129,7 @@ def confirm(
         for path in job_paths
     ]
     request = {
-        "project": {
-            "root": str(settings.root.resolve()),
-            "files": sorted(by_absolute),
-            "seed": options.seed,
-            "full_import": options.full_import,
-            "models": settings.models,
-            "constructor_calls": calls,
-        },
+        "project": sandbox_project(settings, options, sorted(by_absolute), calls),
         "jobs": jobs,
         "timeout": options.timeout,
         "memory_mb": options.memory,
@@ -116,7 +145,7 @@ def confirm(
     if progress and jobs:
         print(file=sys.stderr)
     judged = list(findings)
-    diagnostics, passes, extra = [], {}, []
+    diagnostics, passes, costs, extra = [], {}, {}, []
     for job, outcome in zip(jobs, outcomes):
         shown = display.get(by_absolute.get(job["path"]), job["path"])
         if outcome.result is None:
@@ -126,6 +155,7 @@ def confirm(
                 judged[index] = _judged(judged[index], UNVERIFIABLE, f"the probe failed ({PROBE_FAILED})", {})
             continue
         passes[shown] = outcome.result["passes"]
+        costs[shown] = outcome.result["costs"]
         for index, verdict in outcome.result["verdicts"].items():
             judged[int(index)] = _judged(judged[int(index)], verdict["status"], verdict["evidence"], verdict["data"])
         extra.extend(_runtime_finding(record, by_absolute, display) for record in outcome.result["runtime_findings"])
@@ -138,7 +168,7 @@ def confirm(
             judged.append(found)
     judged = [f for f in judged if show_refuted or f.status != REFUTED]
     judged.sort(key=lambda f: f.sort_key)
-    return Confirmation(judged, diagnostics, passes)
+    return Confirmation(judged, diagnostics, passes, costs)
 
 
 def _judged(finding: Finding, status: str, sentence: str, data: dict) -> Finding:

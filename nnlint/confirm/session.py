@@ -8,6 +8,8 @@ import copy
 import importlib
 import inspect
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -41,6 +43,7 @@ class Determinism:
     max_difference: float
     first_random_site: Site | None
     sites_run: set[Site] = field(default_factory=set)
+    first_random_call: str | None = None  # the torch function that ran there, e.g. "dropout"
 
 
 @dataclass
@@ -60,6 +63,8 @@ class ModelRecord:
     probe: ProbeModel
     init_calls: list[InitCall] = field(default_factory=list)
     passes: dict[str, int] = field(default_factory=lambda: {"forward": 0, "backward": 0})
+    passes_by_check: dict[str, dict[str, int]] = field(default_factory=dict)  # the same passes, by the check that ran them
+    fit_forwards: int = 0  # forwards spent finding input sizes the model accepts, before any check
     determinism: Determinism | None = None
     gradients: dict[str, torch.Tensor | None] | None = None
     initial_parameters: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -82,6 +87,7 @@ class ProbeSession:
         self.configured_models: dict[str, dict] = project["models"]
         self.constructor_calls: dict[str, list[dict]] = project["constructor_calls"]
         self.unbuilt: dict[str, str] = {}  # class name -> why it could not be built or probed
+        self.check = "unattributed"  # who pays for the passes run now (see `charging`)
 
     # -- loading and building -------------------------------------------------------------
 
@@ -106,12 +112,16 @@ class ProbeSession:
         contained = {type(sub) for r in records for sub in r.probe.module.modules() if sub is not r.probe.module}
         return sorted(records, key=lambda r: type(r.probe.module) in contained)
 
-    def _build(self, cls: type) -> ModelRecord | None:
-        configured = self.configured_models.get(cls.__name__, {})
+    def _build(self, cls: type, configured: dict | None = None) -> ModelRecord | None:
+        """`cls` built and fitted to a probe input, by its config entry (or `configured`, when given)."""
+        configured = self.configured_models.get(cls.__name__, {}) if configured is None else configured
         init_calls: list[InitCall] = []
 
         def record_init(name, args, kwargs, result, site):
-            target = result if name in ("zeros", "ones", "full", "zeros_like", "ones_like", "full_like") else args[0]
+            if name in ("zeros", "ones", "full", "zeros_like", "ones_like", "full_like"):
+                target = result
+            else:  # nn.init.constant_ reaches the mode with its tensor as a keyword
+                target = args[0] if args else kwargs.get("tensor")
             if isinstance(target, torch.Tensor) and target.numel():
                 init_calls.append(InitCall(site, name, target.data_ptr()))
 
@@ -120,20 +130,24 @@ class ProbeSession:
                 module, built_with = build(cls, configured, self.constructor_calls.get(cls.__name__, []), self.seed)
             spec: InputSpec = parse_input_spec(configured["input"]) if "input" in configured else infer_input(module)
             probe = ProbeModel(cls.__name__, module, built_with, spec, causal=bool(configured.get("causal")))
-            fit_input(probe, self.seed)
+            fit_forwards = fit_input(probe, self.seed)
         except BuildError as error:
             self.unbuilt[cls.__name__] = str(error)
             return None
         except Exception as error:  # the user's constructor or forward failed: unverifiable, with why
             self.unbuilt[cls.__name__] = f"{cls.__name__} failed while being built or run: {type(error).__name__}: {error}"
             return None
-        record = ModelRecord(probe, init_calls)
+        record = ModelRecord(probe, init_calls, fit_forwards=fit_forwards)
         record.initial_parameters = {name: p.detach().clone() for name, p in module.named_parameters()}
         return record
 
     def models_covering(self, path: str, line: int) -> list[ModelRecord]:
         """Built models that contain a module class whose source spans path:line."""
         return [record for record in self.models if any(_spans(type(sub), path, line) for sub in record.probe.module.modules())]
+
+    def owns(self, path: str) -> bool:
+        """Whether a runtime finding in `path` is this session's to report (another file's is that file's job's)."""
+        return path == self.path
 
     def why_uncovered(self, path: str, line: int) -> str:
         """The `unverifiable` reason when no built model covers path:line."""
@@ -143,9 +157,31 @@ class ProbeSession:
 
     # -- probes ---------------------------------------------------------------------------
 
+    @contextmanager
+    def charging(self, check: str) -> Iterator[None]:
+        """The passes run inside are counted for `check` (bench/confirm_cost.py shows what each check costs)."""
+        previous, self.check = self.check, check
+        try:
+            yield
+        finally:
+            self.check = previous
+
+    def count_pass(self, record: ModelRecord, kind: str) -> None:
+        record.passes[kind] += 1
+        by_check = record.passes_by_check.setdefault(self.check, {"forward": 0, "backward": 0})
+        by_check[kind] += 1
+
+    def pass_counts(self) -> dict[str, dict]:
+        """The forward/backward passes each built model cost: in all, by check, and fitting its input."""
+        built = self.__dict__.get("models", [])  # never built: nothing was asked of the file's models
+        return {
+            "passes": {record.name: record.passes for record in built},
+            "costs": {r.name: {"by_check": r.passes_by_check, "fit_forwards": r.fit_forwards} for r in built},
+        }
+
     def forward(self, record: ModelRecord, probe: int = 0, train: bool = False):
         record.probe.module.train(train)
-        record.passes["forward"] += 1
+        self.count_pass(record, "forward")
         return record.probe.module(record.probe.probe_input(probe, self.seed))
 
     def eval_determinism(self, record: ModelRecord) -> Determinism:
@@ -164,44 +200,52 @@ class ProbeSession:
             runs = []
             torch.manual_seed(self.seed)  # the evidence must not depend on which probes ran before
             for _ in range(2):
-                fingerprints: list[tuple[Site, float]] = []
+                fingerprints: list[tuple[Site, str, float]] = []
 
                 def fingerprint(name, args, kwargs, result, site):
                     tensors = [t for t in tensors_in(result) if t.is_floating_point()]
-                    fingerprints.append((site, sum(float(t.detach().double().sum()) for t in tensors)))
+                    fingerprints.append((site, name, sum(float(t.detach().double().sum()) for t in tensors)))
 
                 with torch.no_grad(), CallWatcher(self.user_files, fingerprint):
                     output = module(record.probe.probe_input(0, self.seed))
-                    record.passes["forward"] += 1
+                    self.count_pass(record, "forward")
                 runs.append((fingerprints, tensors_in(output)))
             (first, out1), (second, out2) = runs
             difference = max((float((a - b).abs().max()) for a, b in zip(out1, out2) if a.numel()), default=0.0)
-            random_site = next((a[0] for a, b in zip(first, second) if a != b), None)
-            record.determinism = Determinism(difference == 0.0, difference, random_site, {site for site, _ in first})
+            site, call, _ = next((a for a, b in zip(first, second) if a != b), (None, None, None))
+            record.determinism = Determinism(difference == 0.0, difference, site, {s for s, _, _ in first}, call)
         return record.determinism
 
     def gradients(self, record: ModelRecord) -> dict[str, torch.Tensor | None]:
-        """Parameter gradients after one train-mode forward and backward of a random projection of the
-        output (a plain sum can cancel: softmax outputs sum to 1)."""
+        """The model's parameter gradients after one probe backward (`backward_probe`), computed once."""
         if record.gradients is None:
-            module = record.probe.module
-            module.zero_grad(set_to_none=True)
-            torch.manual_seed(self.seed)
-            outputs = [t for t in tensors_in(self.forward(record, train=True)) if t.is_floating_point()]
-            generator = torch.Generator().manual_seed(self.seed)
-            loss = sum((t * torch.randn(t.shape, generator=generator)).sum() for t in outputs)
-            loss.backward()
-            record.passes["backward"] += 1
-            record.gradients = {name: p.grad for name, p in module.named_parameters()}
-            module.eval()
+            record.gradients = self.backward_probe(record, record.probe.module)
         return record.gradients
 
-    def constant_init_learning(self, record: ModelRecord, path: str, line: int) -> dict[str, str]:
+    def backward_probe(self, record: ModelRecord, module: nn.Module) -> dict[str, torch.Tensor | None]:
+        """Parameter gradients of `module` (the record's model, or a modified copy of it) after one
+        train-mode forward and backward of a random projection of the output (a plain sum can cancel:
+        softmax outputs sum to 1)."""
+        module.zero_grad(set_to_none=True)
+        module.train()
+        torch.manual_seed(self.seed)
+        self.count_pass(record, "forward")
+        outputs = [t for t in tensors_in(module(record.probe.probe_input(0, self.seed))) if t.is_floating_point()]
+        generator = torch.Generator().manual_seed(self.seed)
+        loss = sum((t * torch.randn(t.shape, generator=generator)).sum() for t in outputs)
+        loss.backward()
+        self.count_pass(record, "backward")
+        module.eval()
+        return {name: p.grad for name, p in module.named_parameters()}
+
+    def constant_init_learning(
+        self, record: ModelRecord, path: str, line: int, gradients: dict[str, torch.Tensor | None] | None = None
+    ) -> dict[str, str]:
         """For each parameter initialised to a constant at path:line (and still constant when built):
         "no gradient", "identical gradient rows" (its units stay interchangeable) or "learns",
-        after one probe backward."""
+        after one probe backward (or after the one whose `gradients` are given)."""
         pointers = {call.data_ptr for call in record.init_calls if (call.site.path, call.site.line) == (path, line)}
-        gradients = self.gradients(record)
+        gradients = self.gradients(record) if gradients is None else gradients
         learning = {}
         for name, parameter in record.probe.module.named_parameters():
             initial = record.initial_parameters[name]
@@ -230,6 +274,7 @@ class ProbeSession:
                 self.forward(record, probe)
             record.layout[probe] = calls
         return record.layout[probe]
+
 
 
 def _spans(cls: type, path: str, line: int) -> bool:

@@ -57,7 +57,7 @@ def runtime_findings(session: ProbeSession, static_findings: list[dict]) -> list
     for record in session.models:
         for site, calls in reshapes_by_site(session, record).items():
             # A reshape in another file is that file's job's finding.
-            if site.path != session.path or site in found or (site.path, site.line) in reported:
+            if not session.owns(site.path) or site in found or (site.path, site.line) in reported:
                 continue
             kind, example = site_verdict(calls)
             if kind == REORDER:

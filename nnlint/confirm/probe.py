@@ -1,0 +1,106 @@
+"""The parent's side of `nnlint probe MODULE:CALLABLE` (torch-free): one model, no finding needed.
+
+The target is built and probed in the same sandbox as `--confirm` (child
+side: nnlint.confirm.target); what the probes find comes back as confirmed
+findings in a RunResult, so that every report format prints it as `check`
+does.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from nnlint.config import Settings
+from nnlint.confirm.project import read_project
+from nnlint.confirm.run import ConfirmSettings, _probe_failed, _runtime_finding, sandbox_project
+from nnlint.confirm.sandbox import run_jobs
+from nnlint.discover import FileFinder
+from nnlint.finding import Finding
+from nnlint.runner import RunResult, display_path
+from nnlint.suppress import noqa_codes_by_line
+
+_TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+
+
+class ProbeError(Exception):
+    """The target cannot be probed (bad name, not found, not buildable, rejects every input): exit 2."""
+
+
+@dataclass
+class Probed:
+    result: RunResult
+    model: dict[str, str] | None  # name, built_with, input: what was probed, for the text report
+
+
+def probe(target: str, cli_input: str | None, settings: Settings, cwd: Path) -> Probed:
+    """Build `target` in the sandbox and run every probe that needs no finding on it."""
+    if not _TARGET.fullmatch(target):
+        raise ProbeError(f"{target!r} is not of the form pkg.module:ClassOrFactory")
+    started = time.monotonic()
+    options = ConfirmSettings.from_table(settings.confirm)
+    files = FileFinder(settings.root, settings.exclude_spec()).find([settings.root])
+    display = {path: display_path(path, cwd) for path in files}
+    _, calls = read_project(files, display)
+    project = sandbox_project(settings, options, sorted({str(path.resolve()) for path in files}), calls)
+    project["search_path"] = list(dict.fromkeys([str(cwd.resolve()), project["root"]]))
+    request = {
+        "project": project,
+        "jobs": [{"target": target, "input": cli_input, "universal": True, "findings": []}],
+        "timeout": options.timeout,
+        "memory_mb": options.memory,
+        "parallel": 1,
+    }
+    [outcome] = run_jobs(request)
+    result = RunResult()
+    if outcome.result is None:  # a crash, hang, exit or exception: the same NN902 as `--confirm` gives
+        module_file = target.partition(":")[0].rpartition(".")[2] + ".py"
+        result.diagnostics.append(_probe_failed(target, module_file, outcome))
+        result.seconds = time.monotonic() - started
+        return Probed(result, None)
+    if "target_error" in outcome.result:
+        raise ProbeError(outcome.result["target_error"])
+    found = outcome.result["runtime_findings"]
+    # Shown relative to the current directory, as `check` shows them; the code may lie outside the project.
+    located = {Path(path) for path in [*outcome.result["files_run"], *(record["path"] for record in found)]}
+    shown = {path: display_path(path, cwd.resolve()) for path in located}
+    findings = (_runtime_finding(record, {str(path): path for path in located}, shown) for record in found)
+    result.findings = sorted(_wanted(filter(None, findings), settings, cwd), key=lambda finding: finding.sort_key)
+    result.files = len(outcome.result["files_run"])
+    result.lines = sum(_line_count(Path(path)) for path in outcome.result["files_run"])
+    result.seconds = time.monotonic() - started
+    return Probed(result, outcome.result["model"])
+
+
+def _wanted(findings: Iterable[Finding], settings: Settings, cwd: Path) -> list[Finding]:
+    """The findings `check` would show: rules selected (per-file-ignores included) and no `# noqa: CODE` on the line."""
+    selected = settings.selected_rules()
+    kept = []
+    for finding in findings:
+        path = (cwd / finding.path).resolve()
+        relative = display_path(path, settings.root.resolve())
+        if finding.code not in {rule.code for rule in settings.rules_for(relative, selected)}:
+            continue
+        if finding.code in _noqa(path).get(finding.line, set()):
+            continue
+        kept.append(finding)
+    return kept
+
+
+@cache
+def _noqa(path: Path) -> dict[int, set[str]]:
+    try:
+        return noqa_codes_by_line(path.read_text(errors="replace"))
+    except OSError:
+        return {}
+
+
+def _line_count(path: Path) -> int:
+    try:
+        return len(path.read_bytes().splitlines())
+    except OSError:
+        return 0
