@@ -29,6 +29,10 @@ EXPECTED_STATUS = {
     ("confirm/schedules/short_run.py", 12, "NN401"): "confirmed",  # StepLR(30) never fires in 20 epochs
     ("confirm/schedules/cosine_per_batch.py", 23, "NN402"): "confirmed",  # T_max=30 reached after 30 batches
     ("confirm/schedules/finetune_one_epoch.py", 19, "NN402"): "refuted",  # 0.994 per batch, 1 epoch: within 2x
+    ("confirm/batch_mixing.py", 19, "NN102"): "confirmed",  # softmax(dim=0) on batch-major logits
+    ("confirm/batch_mixing.py", 31, "NN102"): "confirmed",  # runtime only: norm over dim 0 of a conv output
+    ("confirm/batch_mixing.py", 45, "NN102"): "confirmed",  # runtime only: MultiheadAttention, batch_first=False
+    ("confirm/batch_mixing.py", 77, "NN102"): "refuted",  # a batch mean kept for logging, detached
 }
 
 

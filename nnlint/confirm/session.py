@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nnlint.confirm import per_sample
 from nnlint.confirm.intercept import LAYOUT_CALLS, CallWatcher, Site, tensors_in
 from nnlint.confirm.models import BuildError, InputSpec, ProbeModel, build, fit_input, infer_input, parse_input_spec
 from nnlint.confirm.safe_load import SafeImporter, module_name
@@ -69,6 +70,8 @@ class ModelRecord:
     gradients: dict[str, torch.Tensor | None] | None = None
     initial_parameters: dict[str, torch.Tensor] = field(default_factory=dict)
     layout: dict[int, list[LayoutCall]] = field(default_factory=dict)
+    batch_coupling: Any = None  # per_sample.BatchCoupling, once probed
+    causal_leak: Any = None  # per_sample.CausalLeak, once probed
 
     @property
     def name(self) -> str:
@@ -275,6 +278,20 @@ class ProbeSession:
             record.layout[probe] = calls
         return record.layout[probe]
 
+    def batch_coupling(self, record: ModelRecord):
+        """NN102's per-sample gradient probe (nnlint.confirm.per_sample), once per model."""
+        if record.batch_coupling is None:
+            with self.charging("NN102"):
+                record.batch_coupling = per_sample.batch_coupling(self, record)
+        return record.batch_coupling
+
+    def causal_leak(self, record: ModelRecord):
+        """NN103's per-step gradient probe, once per model (after the batch probe, which it relies on)."""
+        if record.causal_leak is None:
+            coupling = self.batch_coupling(record)
+            with self.charging("NN103"):
+                record.causal_leak = per_sample.causal_leak(self, record, coupling)
+        return record.causal_leak
 
 
 def _spans(cls: type, path: str, line: int) -> bool:

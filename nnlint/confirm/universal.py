@@ -1,8 +1,9 @@
 """The probes run on every model the confirm pass can build, found or not by a static rule (child side).
 
-Today: reshape decoding, whose reorders are NN101 findings at the user's line
-even where no static pattern matched (sizes computed at run time, reshapes
-spread over helpers).
+Reshape decoding, whose reorders are NN101 findings at the user's line even
+where no static pattern matched (sizes computed at run time, reshapes spread
+over helpers); the per-sample gradient probes (nnlint.confirm.per_sample):
+batch mixing (NN102) and, for models declared causal, look-ahead (NN103).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from nnlint.confirm.intercept import Site
+from nnlint.confirm.per_sample import per_sample_findings
 from nnlint.confirm.protocol import RuntimeFinding
 from nnlint.confirm.reshape import REORDER, combine, decode
 from nnlint.confirm.session import LayoutCall, ModelRecord, ProbeSession
@@ -64,4 +66,5 @@ def runtime_findings(session: ProbeSession, static_findings: list[dict]) -> list
                 evidence, data = describe_reorder(record, example)
                 message = f"{example.call}() reorders dims instead of merging or splitting them in order"
                 found[site] = RuntimeFinding("NN101", site.path, site.line, message, evidence, data)
-    return [found[site] for site in sorted(found, key=lambda s: (Path(s.path).name, s.line))]
+    reorders = [found[site] for site in sorted(found, key=lambda s: (Path(s.path).name, s.line))]
+    return reorders + per_sample_findings(session, static_findings)
