@@ -70,3 +70,13 @@ def walk_with_ancestors(
 def source_code(node: cst.CSTNode) -> str:
     """The code a node was parsed from (as libcst prints it)."""
     return _EMPTY_MODULE.code_for_node(node)
+
+
+def integer_value(node: cst.BaseExpression | None) -> int | None:
+    """The value of an integer literal such as `2` or `-1`; None for anything else."""
+    if isinstance(node, cst.Integer):
+        return int(node.evaluated_value)
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        value = integer_value(node.expression)
+        return None if value is None else -value
+    return None

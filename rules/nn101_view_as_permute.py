@@ -4,9 +4,10 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from nnlint.names import dotted_name
 from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
+from nnlint.names import dotted_name
 from nnlint.rule import Example, Rule
+from nnlint.tree import integer_value
 
 _VIEWS = {"view", "reshape"}
 # In-place methods that change a tensor's dims: sizes unpacked before them no longer describe it.
@@ -100,7 +101,7 @@ class _Shapes:
         if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply):
             left, right = self.product(expr.left, hidden), self.product(expr.right, hidden)
             return None if left is None or right is None else left + right
-        if _integer(expr) == 1:
+        if integer_value(expr) == 1:
             return ()
         if isinstance(expr, cst.Name):
             return None if expr.value in hidden else self.sizes.get(expr.value)
@@ -414,7 +415,7 @@ def masked(mask):
         expr = arg.value
         if _starred(arg):
             return _Size(arg, None)
-        if _integer(expr) == -1:
+        if integer_value(expr) == -1:
             return _Size(arg, None, wildcard=True)
         # A comprehension that rebinds the tensor's name: only sizes read inline describe it.
         known = _Shapes() if tensor in hidden else self._scopes[-1]
@@ -478,15 +479,6 @@ def _is_name(node: cst.BaseExpression, name: str) -> bool:
     return isinstance(node, cst.Name) and node.value == name
 
 
-def _integer(node: cst.BaseExpression | None) -> int | None:
-    if isinstance(node, cst.Integer):
-        return int(node.evaluated_value)
-    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
-        value = _integer(node.expression)
-        return None if value is None else -value
-    return None
-
-
 def _without_contiguous(node: cst.BaseExpression) -> cst.BaseExpression:
     """`x.contiguous()` has the dims of `x`."""
     while (
@@ -520,7 +512,7 @@ def _shape_of(node: cst.BaseExpression) -> tuple[str, tuple[int | None, int | No
         if len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Slice):
             return None
         part = node.slice[0].slice
-        bounds = (_integer(part.lower), _integer(part.upper))
+        bounds = (integer_value(part.lower), integer_value(part.upper))
         if part.step is not None or (part.lower and bounds[0] is None) or (part.upper and bounds[1] is None):
             return None
         node = node.value
@@ -534,9 +526,9 @@ def _size_read(node: cst.BaseExpression) -> _Dim | None:
         arg = node.args[0] if len(node.args) == 1 else None
         if arg is None or arg.star or (arg.keyword is not None and arg.keyword.value != "dim"):
             return None
-        tensor, index = dotted_name(node.func.value), _integer(arg.value)
+        tensor, index = dotted_name(node.func.value), integer_value(arg.value)
     elif isinstance(node, cst.Subscript) and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
-        tensor, index = _shape_owner(node.value), _integer(node.slice[0].slice.value)
+        tensor, index = _shape_owner(node.value), integer_value(node.slice[0].slice.value)
     else:
         return None
     return None if tensor is None or index is None else _Dim(tensor, index)

@@ -6,6 +6,7 @@ import libcst.matchers as m
 
 from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
 from nnlint.rule import Example, Rule
+from nnlint.tree import integer_value
 
 # Names a batch size goes by; `n` is left out on purpose: in graph code `n, c = x.shape` counts nodes.
 _BATCH_SIZE_NAME = re.compile(r"^(b|bs|bsz|bsize|nb|batch|batch_?size|n_?batch(es)?|num_?batch(es)?)$", re.IGNORECASE)
@@ -349,9 +350,9 @@ class Unknown(nn.Module):
             first = positional[0]
             if (isinstance(first, cst.Name) and first.value in facts.batch_sizes) or _sized_tensor(first, False):
                 return self.context.current_statement()
-        if isinstance(func, cst.Attribute) and func.attr.value == "flatten" and _integer(_at(positional, 0)) == 1:
+        if isinstance(func, cst.Attribute) and func.attr.value == "flatten" and integer_value(_at(positional, 0)) == 1:
             return self.context.current_statement()
-        if self.context.call_name(expr) == "torch.flatten" and _integer(_at(positional, 1)) == 1:
+        if self.context.call_name(expr) == "torch.flatten" and integer_value(_at(positional, 1)) == 1:
             return self.context.current_statement()
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
             return self._batch_major(positional[0]) if positional else None  # a layer keeps the batch
@@ -411,7 +412,7 @@ class Unknown(nn.Module):
             return None
         dims = dim.elements if isinstance(dim, (cst.Tuple, cst.List)) else [dim] if dim is not None else []
         dims = [element.value if isinstance(element, cst.BaseElement) else element for element in dims]
-        return (call, tensor) if any(_integer(d) == 0 for d in dims) else None
+        return (call, tensor) if any(integer_value(d) == 0 for d in dims) else None
 
     # -- runtime confirmation -----------------------------------------------------------------
 
@@ -450,15 +451,6 @@ class Unknown(nn.Module):
         )
 
 
-def _integer(node: cst.BaseExpression | None) -> int | None:
-    if isinstance(node, cst.Integer):
-        return int(node.evaluated_value)
-    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
-        value = _integer(node.expression)
-        return None if value is None else -value
-    return None
-
-
 def _at(values: list, index: int):
     return values[index] if len(values) > index else None
 
@@ -477,11 +469,11 @@ def _sized_tensor(value: cst.BaseExpression, whole_shape: bool) -> str | None:
     `whole_shape` (unpacked into names), else `x.size(0)` / `x.shape[0]` / `len(x)`."""
     index = value.slice[0].slice if isinstance(value, cst.Subscript) and len(value.slice) == 1 else None
     if whole_shape:
-        if isinstance(index, cst.Slice) and index.lower is not None and _integer(index.lower) != 0:
+        if isinstance(index, cst.Slice) and index.lower is not None and integer_value(index.lower) != 0:
             return None
         return _shape_of(value.value if isinstance(index, cst.Slice) else value)
     if isinstance(index, cst.Index):
-        return _shape_of(value.value) if _integer(index.value) == 0 else None
+        return _shape_of(value.value) if integer_value(index.value) == 0 else None
     size_0 = m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("size")), args=[m.Arg(value=m.Integer("0"))])
     if m.matches(value, size_0):
         return value.func.value.value
