@@ -1,6 +1,6 @@
 """What does the confirm pass cost? Passes per check, the interception's overhead, and the wall time.
 
-    python bench/confirm_cost.py [--fixtures DIR] [--pairs N] [--json PATH]
+    python bench/confirm_cost.py [--fixtures DIR] [--rounds N] [--json PATH]
 
 On the fixtures (default: this repository's fixtures/), in one run:
 
@@ -8,11 +8,12 @@ On the fixtures (default: this repository's fixtures/), in one run:
    for each model, the forward and backward passes each check ran, the forwards spent fitting
    the probe input before any check, and the checks' total against the issue's budget of
    2*ceil(log2 B) + 6 passes per model (B: the probe batch).
-2. interception overhead: each model's eval forward on its probe input, timed with and without
-   the layout trace's TorchFunctionMode (`CallWatcher` watching view/reshape/... with the user's
-   line) active. The two runs of a pair alternate which goes first; the median ratio of the
-   pairs is reported with the torch calls per forward and the overhead per call, which is what
-   the ratio of a small model is made of. Target: <= 1.15x. Each file is timed in a fresh
+2. interception overhead: each model's eval forward on its probe input, timed plain, under a
+   TorchFunctionMode that only passes calls on (the floor of any mode), and under the layout
+   trace's mode (`CallWatcher` watching view/reshape/... with the user's line). Each round runs
+   the three, each going first in turn; the median ratio to the plain forward is reported with
+   the torch calls per forward and the overhead per call, which is what the ratio of a small
+   model is made of. Target: <= 1.15x. Each file is timed in a fresh
    process, as the confirm pass probes it (its modules must not meet another file's).
 3. wall time of `python -m nnlint --confirm FIXTURES` in a fresh process, interpreter start-up
    and torch import included. Target: <= 20 s.
@@ -36,8 +37,8 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parent.parent
 OVERHEAD_TARGET = 1.15
 WALL_TARGET_SECONDS = 20.0
-SECONDS_PER_MODEL = 2.0  # timing budget per model; at least MIN_PAIRS pairs whatever it costs
-MIN_PAIRS = 10
+SECONDS_PER_MODEL = 2.0  # timing budget per model; at least MIN_ROUNDS rounds whatever it costs
+MIN_ROUNDS = 10
 
 
 def pass_costs(fixtures: Path) -> tuple[dict, dict]:
@@ -72,7 +73,7 @@ def wall_time(fixtures: Path) -> tuple[float, int]:
     return time.perf_counter() - started, done.returncode
 
 
-def interception_overhead(fixtures: Path, shown_path: str, pairs: int) -> list[dict]:
+def interception_overhead(fixtures: Path, shown_path: str, rounds: int) -> list[dict]:
     """Time one file's models in a fresh process (this script with --time-file)."""
     from nnlint.config import find_config, load_settings
     from nnlint.confirm.project import read_project
@@ -84,10 +85,11 @@ def interception_overhead(fixtures: Path, shown_path: str, pairs: int) -> list[d
     _, calls = read_project(files, {path: str(path) for path in files})
     options = ConfirmSettings.from_table(settings.confirm)
     project = sandbox_project(settings, options, sorted(str(path.resolve()) for path in files), calls)
-    request = {"path": str((fixtures.parent / shown_path).resolve()), "project": project, "pairs": pairs}
+    request = {"path": str((fixtures.parent / shown_path).resolve()), "project": project, "rounds": rounds}
     done = subprocess.run(
-        [sys.executable, __file__, "--time-file"], input=json.dumps(request), capture_output=True, text=True, timeout=300
-    )
+        [sys.executable, __file__, "--time-file"], input=json.dumps(request), capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
     if done.returncode != 0:
         return [{"file": shown_path, "error": (done.stderr.strip().splitlines() or ["?"])[-1]}]
     return [{"file": shown_path, **row} for row in json.loads(done.stdout)]
@@ -116,8 +118,12 @@ def _time_file(request: dict) -> list[dict]:
     rows = []
     for record in session.models:
         module, probe_input = record.probe.module.eval(), record.probe.probe_input(0, session.seed)
-        seen = []
-        watcher = CallWatcher(session.user_files, lambda name, args, kwargs, result, site: seen.append(site), LAYOUT_CALLS, True)
+        sites = []  # what the layout trace keeps of each watched call
+
+        def on_layout(name, args, kwargs, result, site):
+            sites.append(site)
+
+        watcher = CallWatcher(session.user_files, on_layout, LAYOUT_CALLS, written_by_user=True)
         modes = {"plain": None, "floor": EmptyMode(), "watched": watcher}
         times: dict[str, list[float]] = {label: [] for label in modes}
 
@@ -138,15 +144,18 @@ def _time_file(request: dict) -> list[dict]:
             calls = EmptyMode.calls
             deadline = time.perf_counter() + SECONDS_PER_MODEL
             rounds = 0
-            while rounds < MIN_PAIRS or (rounds < request["pairs"] and time.perf_counter() < deadline):
+            while rounds < MIN_ROUNDS or (rounds < request["rounds"] and time.perf_counter() < deadline):
                 labels = list(modes)[rounds % 3 :] + list(modes)[: rounds % 3]  # each goes first in turn
                 for label in labels:
                     times[label].append(timed(modes[label]))
                 rounds += 1
-        ratio = {label: statistics.median(t / p for t, p in zip(times[label], times["plain"])) for label in ("floor", "watched")}
+        ratio = {
+            label: statistics.median(spent / plain for spent, plain in zip(times[label], times["plain"]))
+            for label in ("floor", "watched")
+        }
         plain_ms, watched_ms = (statistics.median(times[label]) * 1e3 for label in ("plain", "watched"))
         rows.append({
-            "model": record.name, "input": record.probe.describe_input(), "torch_calls": calls, "pairs": rounds,
+            "model": record.name, "input": record.probe.describe_input(), "torch_calls": calls, "rounds": rounds,
             "plain_ms": plain_ms, "watched_ms": watched_ms, "ratio": ratio["watched"], "floor_ratio": ratio["floor"],
             "us_per_call": (watched_ms - plain_ms) * 1e3 / max(calls, 1),
         })  # fmt: skip
@@ -158,10 +167,40 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
 
 
+def passes_table(costs: dict, totals: dict, budget: int) -> str:
+    rows = [["file", "model", "fit fwd", "check", "fwd", "bwd", "total", f"budget {budget}"]]
+    for path, models in sorted(costs.items()):
+        for model, cost in models.items():
+            first = [path, model, str(cost["fit_forwards"])]
+            for check, passes in sorted(cost["by_check"].items()) or [("(none)", {"forward": 0, "backward": 0})]:
+                rows.append([*first, check, str(passes["forward"]), str(passes["backward"]), "", ""])
+                first = ["", "", ""]
+            forward, backward = totals[path][model]["forward"], totals[path][model]["backward"]
+            within = "ok" if forward + backward <= budget else "OVER"
+            rows.append(["", "", "", "all checks", str(forward), str(backward), str(forward + backward), within])
+    return _table(rows)
+
+
+def overhead_table(timed: list[dict]) -> str:
+    header = ["file", "model", "probe input", "torch calls", "plain ms", "watched ms", "ratio", "empty mode"]
+    rows = [[*header, "us/call", "rounds"]]
+    for row in timed:
+        if "error" in row:
+            rows.append([row["file"], f"(not timed: {row['error'][:80]})", *[""] * (len(rows[0]) - 2)])
+            continue
+        over = "" if row["ratio"] <= OVERHEAD_TARGET else " >"
+        rows.append([
+            row["file"], row["model"], row["input"], str(row["torch_calls"]), f"{row['plain_ms']:.3f}",
+            f"{row['watched_ms']:.3f}", f"{row['ratio']:.3f}{over}", f"{row['floor_ratio']:.3f}",
+            f"{row['us_per_call']:.1f}", str(row["rounds"]),
+        ])  # fmt: skip
+    return _table(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fixtures", type=Path, default=REPOSITORY / "fixtures")
-    parser.add_argument("--pairs", type=int, default=200, help="timed pairs per model at most (and 2 s)")
+    parser.add_argument("--rounds", type=int, default=200, help="timed rounds per model at most (and 2 s)")
     parser.add_argument("--json", type=Path, help="also write every number here")
     parser.add_argument("--time-file", action="store_true", help=argparse.SUPPRESS)  # the per-file timing process
     options = parser.parse_args()
@@ -172,43 +211,19 @@ def main() -> None:
 
     costs, totals = pass_costs(fixtures)
     batch, budget = pass_budget()
-    rows = [["file", "model", "fit fwd", "check", "fwd", "bwd", "total", f"budget {budget}"]]
-    for path, models in sorted(costs.items()):
-        for model, cost in models.items():
-            checks = sorted(cost["by_check"].items())
-            for index, (check, passes) in enumerate(checks):
-                first = index == 0
-                rows.append([path if first else "", model if first else "", str(cost["fit_forwards"]) if first else "",
-                             check, str(passes["forward"]), str(passes["backward"]), "", ""])  # fmt: skip
-            total = totals[path][model]["forward"] + totals[path][model]["backward"]
-            within = "ok" if total <= budget else "OVER"
-            if not checks:
-                rows.append([path, model, str(cost["fit_forwards"]), "(none)", "0", "0", "", ""])
-            rows.append(["", "", "", "all checks", str(totals[path][model]["forward"]),
-                         str(totals[path][model]["backward"]), str(total), within])  # fmt: skip
-    print(f"Passes per model, `nnlint --confirm {fixtures.name}` (budget 2*ceil(log2 {batch})+6 = {budget} per model)")
-    print(_table(rows))
+    print(f"Passes per model, `nnlint --confirm {fixtures.name}` (budget 2*ceil(log2 {batch})+6 = {budget})")
+    print(passes_table(costs, totals, budget))
 
-    timed = [row for path in sorted(costs) if costs[path] for row in interception_overhead(fixtures, path, options.pairs)]
-    header = ["file", "model", "probe input", "torch calls", "plain ms", "watched ms", "ratio", "empty mode", "us/call", "rounds"]
-    rows = [header]
-    for row in timed:
-        if "error" in row:
-            rows.append([row["file"], f"(not timed: {row['error'][:80]})", *[""] * (len(header) - 2)])
-            continue
-        rows.append([
-            row["file"], row["model"], row["input"], str(row["torch_calls"]), f"{row['plain_ms']:.3f}",
-            f"{row['watched_ms']:.3f}", f"{row['ratio']:.3f}" + ("" if row["ratio"] <= OVERHEAD_TARGET else " >"),
-            f"{row['floor_ratio']:.3f}", f"{row['us_per_call']:.1f}", str(row["pairs"]),
-        ])  # fmt: skip
-    print(
-        f"\nInterception overhead: layout trace vs plain eval forward, median ratio of rounds (target <= {OVERHEAD_TARGET}x);"
-        "\n`empty mode`: a TorchFunctionMode that only passes calls on, the floor of any mode; us/call: (watched - plain) / calls"
-    )
-    print(_table(rows))
+    probed_files = [path for path in sorted(costs) if costs[path]]
+    timed = [row for path in probed_files for row in interception_overhead(fixtures, path, options.rounds)]
+    print(f"\nInterception overhead: layout trace vs plain eval forward, median ratio (target <= {OVERHEAD_TARGET}x)")
+    print("`empty mode`: a TorchFunctionMode that only passes calls on, the floor of any mode;")
+    print("us/call: (watched - plain) / torch calls per forward")
+    print(overhead_table(timed))
 
     seconds, exit_code = wall_time(fixtures)
-    print(f"\nWall time of `nnlint --confirm {fixtures.name}`: {seconds:.1f} s (exit {exit_code}; target <= {WALL_TARGET_SECONDS:.0f} s)")
+    target = f"target <= {WALL_TARGET_SECONDS:.0f} s"
+    print(f"\nWall time of `nnlint --confirm {fixtures.name}`: {seconds:.1f} s (exit {exit_code}; {target})")
     if options.json:
         numbers = {"passes": totals, "costs": costs, "budget": budget, "overhead": timed, "wall_seconds": seconds}
         options.json.write_text(json.dumps(numbers, indent=2))

@@ -15,6 +15,7 @@ import pytest
 
 from nnlint.config import ConfigError
 from nnlint.confirm.run import model_entries
+from nnlint.confirm.safe_load import SafeImporter
 
 needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the probe runs models")
 
@@ -66,6 +67,17 @@ NETS = textwrap.dedent(
 
         def forward(self, x):
             return x @ self.weight
+
+
+    class EvalOnly(Tokens):
+        def __init__(self):
+            super().__init__()
+            nn.init.zeros_(self.mix.bias)
+
+        def forward(self, x):
+            if self.training:
+                raise RuntimeError("this model only runs in eval()")
+            return super().forward(x)
 
 
     class Noisy(nn.Module):
@@ -126,6 +138,15 @@ def test_a_reorder_no_finding_pointed_at_is_confirmed_at_the_users_line(project,
 
 
 @needs_torch
+def test_a_probe_the_model_fails_is_an_nn902_and_the_other_probes_still_report(project, nnlint):
+    outcome = nnlint("probe", "pkg.nets:EvalOnly", "--format", "json")
+    assert outcome.exit_code == 1
+    assert outcome.located() == [("pkg/nets.py", REORDER_LINE, "NN101")]
+    [error] = outcome.json()["errors"]
+    assert error["code"] == "NN902" and "this model only runs in eval()" in error["message"]
+
+
+@needs_torch
 def test_the_configured_selection_applies_as_in_check(project, nnlint, tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.nnlint]\nignore = ["NN101"]\n')
     outcome = nnlint("probe", "pkg.nets:Tokens", "--format", "json")
@@ -168,6 +189,21 @@ def test_a_target_that_cannot_be_probed_exits_2_with_a_message(project, nnlint, 
     assert outcome.exit_code == 2
     assert outcome.stderr.startswith("nnlint: error:") and complaint in outcome.stderr
     assert "Traceback" not in outcome.stderr and outcome.stdout == ""
+
+
+@needs_torch
+def test_a_src_layout_is_importable_by_its_package_name(write, nnlint):
+    write({"pyproject.toml": "[tool.nnlint]\n", "src/pkg/__init__.py": "", "src/pkg/nets.py": NETS})
+    outcome = nnlint("probe", "pkg.nets:Tokens", "--format", "json")
+    assert outcome.located() == [("src/pkg/nets.py", REORDER_LINE, "NN101")]
+
+
+def test_a_package_installed_in_a_virtualenv_inside_the_project_is_not_loaded_definitions_only(write, tmp_path):
+    site = "venv/lib/python3.11/site-packages"
+    write({f"{site}/installed/__init__.py": "LOGGER = print('runs')\n", "local.py": "X = 1\n"})
+    importer = SafeImporter([tmp_path])
+    assert importer.find_spec("installed", [str(tmp_path / site)]) is None  # imported whole, as installed
+    assert importer.find_spec("local", [str(tmp_path)]) is not None  # the project's own: definitions only
 
 
 @needs_torch
@@ -243,5 +279,6 @@ def test_a_factory_entry_with_a_bad_form_stops_the_confirm_pass_with_exit_2(writ
 
 def test_probe_without_torch_says_what_to_install(tmp_path):
     blocked = "import sys; sys.modules['torch'] = None; from nnlint.cli import main; main()"
-    done = subprocess.run([sys.executable, "-c", blocked, "probe", "pkg.nets:Clean"], cwd=tmp_path, capture_output=True, text=True)
+    command = [sys.executable, "-c", blocked, "probe", "pkg.nets:Clean"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 2 and "nnlint[runtime]" in done.stderr, done.stderr

@@ -146,7 +146,7 @@ def resolve_callable(target: str) -> Callable:
     except ModuleNotFoundError as error:
         if error.name is None or not (module_name == error.name or module_name.startswith(error.name + ".")):
             raise  # the module exists; something it imports is missing: the module's own failure
-        raise BuildError(f"no module named {error.name!r} (from {target!r}; is the project root on the path?)") from None
+        raise BuildError(f"no module named {error.name!r} (from {target!r})") from None
     for part in attribute.split("."):
         if not hasattr(found, part):
             raise BuildError(f"{module_name} has no attribute {attribute!r} (from {target!r})")
@@ -154,7 +154,8 @@ def resolve_callable(target: str) -> Callable:
     if isinstance(found, nn.Module):
         raise BuildError(f"{target} is a built {type(found).__name__}: name its class or a function that builds it")
     if not callable(found):
-        raise BuildError(f"{target} is not a class or a function that builds a model (its type is {type(found).__name__})")
+        kind = type(found).__name__
+        raise BuildError(f"{target} is not a class or a function that builds a model (its type is {kind})")
     return found
 
 

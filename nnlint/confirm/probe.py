@@ -17,10 +17,10 @@ from pathlib import Path
 
 from nnlint.config import Settings
 from nnlint.confirm.project import read_project
-from nnlint.confirm.run import ConfirmSettings, _probe_failed, _runtime_finding, sandbox_project
+from nnlint.confirm.run import PROBE_FAILED, ConfirmSettings, _probe_failed, _runtime_finding, sandbox_project
 from nnlint.confirm.sandbox import run_jobs
 from nnlint.discover import FileFinder
-from nnlint.finding import Finding
+from nnlint.finding import Diagnostic, Finding
 from nnlint.runner import RunResult, display_path
 from nnlint.suppress import noqa_codes_by_line
 
@@ -42,38 +42,51 @@ def probe(target: str, cli_input: str | None, settings: Settings, cwd: Path) -> 
     if not _TARGET.fullmatch(target):
         raise ProbeError(f"{target!r} is not of the form pkg.module:ClassOrFactory")
     started = time.monotonic()
+    [outcome] = run_jobs(_request(target, cli_input, settings, cwd))
+    if outcome.result is None:  # a crash, hang, exit or exception: the same NN902 as `--confirm` gives
+        module_file = target.partition(":")[0].rpartition(".")[2] + ".py"
+        result = RunResult(diagnostics=[_probe_failed(target, module_file, outcome)])
+        model = None
+    elif "target_error" in outcome.result:
+        raise ProbeError(outcome.result["target_error"])
+    else:
+        result, model = _reported(outcome.result, settings, cwd), outcome.result["model"]
+        failed = [Diagnostic(target, PROBE_FAILED, f"probe failed: {why}") for why in outcome.result["failed"]]
+        result.diagnostics.extend(failed)
+    result.seconds = time.monotonic() - started
+    return Probed(result, model)
+
+
+def _request(target: str, cli_input: str | None, settings: Settings, cwd: Path) -> dict:
+    """The sandbox request: one job, the target, in the project whose files are the code to watch."""
     options = ConfirmSettings.from_table(settings.confirm)
     files = FileFinder(settings.root, settings.exclude_spec()).find([settings.root])
-    display = {path: display_path(path, cwd) for path in files}
-    _, calls = read_project(files, display)
+    _, calls = read_project(files, {path: display_path(path, cwd) for path in files})
     project = sandbox_project(settings, options, sorted({str(path.resolve()) for path in files}), calls)
-    project["search_path"] = list(dict.fromkeys([str(cwd.resolve()), project["root"]]))
-    request = {
+    source_layout = settings.root / "src"  # `src/pkg/...`: the target is `pkg.module:Name`
+    search_path = [cwd, settings.root, *([source_layout] if source_layout.is_dir() else [])]
+    project["search_path"] = list(dict.fromkeys(str(path.resolve()) for path in search_path))
+    return {
         "project": project,
         "jobs": [{"target": target, "input": cli_input, "universal": True, "findings": []}],
         "timeout": options.timeout,
         "memory_mb": options.memory,
         "parallel": 1,
     }
-    [outcome] = run_jobs(request)
-    result = RunResult()
-    if outcome.result is None:  # a crash, hang, exit or exception: the same NN902 as `--confirm` gives
-        module_file = target.partition(":")[0].rpartition(".")[2] + ".py"
-        result.diagnostics.append(_probe_failed(target, module_file, outcome))
-        result.seconds = time.monotonic() - started
-        return Probed(result, None)
-    if "target_error" in outcome.result:
-        raise ProbeError(outcome.result["target_error"])
-    found = outcome.result["runtime_findings"]
-    # Shown relative to the current directory, as `check` shows them; the code may lie outside the project.
-    located = {Path(path) for path in [*outcome.result["files_run"], *(record["path"] for record in found)]}
+
+
+def _reported(child_result: dict, settings: Settings, cwd: Path) -> RunResult:
+    """What the probes found, as `check` would report it (paths shown relative to the current directory;
+    the code may lie outside the project, in an installed package)."""
+    found, files_run = child_result["runtime_findings"], child_result["files_run"]
+    located = {Path(path) for path in [*files_run, *(record["path"] for record in found)]}
     shown = {path: display_path(path, cwd.resolve()) for path in located}
     findings = (_runtime_finding(record, {str(path): path for path in located}, shown) for record in found)
-    result.findings = sorted(_wanted(filter(None, findings), settings, cwd), key=lambda finding: finding.sort_key)
-    result.files = len(outcome.result["files_run"])
-    result.lines = sum(_line_count(Path(path)) for path in outcome.result["files_run"])
-    result.seconds = time.monotonic() - started
-    return Probed(result, outcome.result["model"])
+    return RunResult(
+        findings=sorted(_wanted(filter(None, findings), settings, cwd), key=lambda finding: finding.sort_key),
+        files=len(files_run),
+        lines=sum(_line_count(Path(path)) for path in files_run),
+    )
 
 
 def _wanted(findings: Iterable[Finding], settings: Settings, cwd: Path) -> list[Finding]:

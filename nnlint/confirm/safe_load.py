@@ -13,7 +13,8 @@ skipped  every other top-level statement: calls (`main()`, `model = Net()`,
 
 A kept assignment that fails (its value names something skipped) is dropped
 too. Project modules imported by a loaded module are loaded the same way
-(`SafeImporter`); installed packages are imported normally.
+(`SafeImporter`); installed packages are imported normally, also from a
+virtualenv inside the project (`.venv/lib/python3.X/site-packages`).
 `[tool.nnlint.confirm] full-import = true` turns this off.
 """
 
@@ -112,13 +113,18 @@ class SafeImporter(importlib.abc.MetaPathFinder):
         if spec is None or not spec.origin or not spec.origin.endswith(".py"):
             return None
         origin = Path(spec.origin).resolve()
-        if not any(origin.is_relative_to(root) for root in self.roots):
+        if not any(origin.is_relative_to(root) for root in self.roots) or _installed(origin):
             return None
         spec.loader = _DefinitionsLoader(fullname, spec.origin)
         return spec
 
     def install(self) -> None:
         sys.meta_path.insert(0, self)
+
+
+def _installed(origin: Path) -> bool:
+    """A module of an installed package: its module-level calls (`_logger = logging.getLogger()`) must run."""
+    return any(part in ("site-packages", "dist-packages") for part in origin.parts)
 
 
 def module_name(path: Path) -> tuple[str, Path]:

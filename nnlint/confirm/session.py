@@ -64,7 +64,7 @@ class ModelRecord:
     probe: ProbeModel
     init_calls: list[InitCall] = field(default_factory=list)
     passes: dict[str, int] = field(default_factory=lambda: {"forward": 0, "backward": 0})
-    passes_by_check: dict[str, dict[str, int]] = field(default_factory=dict)  # the same passes, by the check that ran them
+    passes_by_check: dict[str, dict[str, int]] = field(default_factory=dict)  # the same passes, by check
     fit_forwards: int = 0  # forwards spent finding input sizes the model accepts, before any check
     determinism: Determinism | None = None
     gradients: dict[str, torch.Tensor | None] | None = None

@@ -2,7 +2,8 @@
 (child side, imports torch).
 
 The target is a class or a factory function, imported from the current
-directory or the project root with the same safe loading as `--confirm`.
+directory, the project root or its `src/` with the same safe loading as
+`--confirm`.
 Its session owns every file the model's code runs in, so a problem in a
 class defined elsewhere is still reported. Besides the universal probes
 (nnlint.confirm.universal), two checks the static rules make only at a
@@ -19,6 +20,7 @@ finding run here on the whole model:
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,8 +36,9 @@ from nnlint.confirm.safe_load import SafeImporter
 from nnlint.confirm.session import ModelRecord, ProbeSession
 from nnlint.confirm.universal import runtime_findings
 
-# Deliberate Monte-Carlo dropout lives in classes named so; the static rule NN301 skips them too.
-from nnlint.rules.nn301_functional_dropout_always_on import _MONTE_CARLO_CLASS
+# Deliberate Monte-Carlo dropout lives in classes named so: the convention of the static rule NN301
+# (rules/nn301_functional_dropout_always_on.py), which the engine may not import.
+_MONTE_CARLO_CLASS = re.compile(r"mc_?dropout|monte_?carlo|bayes", re.IGNORECASE)
 
 
 class TargetError(Exception):
@@ -66,7 +69,8 @@ class TargetSession(ProbeSession):
         except BuildError as error:
             raise TargetError(str(error)) from None
         except Exception as error:  # the module was found; importing it failed
-            raise TargetError(f"importing {self.target.partition(':')[0]} raised {type(error).__name__}: {error}") from None
+            module = self.target.partition(":")[0]
+            raise TargetError(f"importing {module} raised {type(error).__name__}: {error}") from None
         if not hasattr(maker, "__name__"):
             raise TargetError(f"{self.target} is a {type(maker).__name__}, not a class or a function")
         self._watch_installed_package(maker)
@@ -99,18 +103,26 @@ def probe_target(job: dict, project: dict) -> dict:
         [record] = session.models
     except TargetError as error:
         return {"target_error": str(error)}
-    found: list[RuntimeFinding] = []
     # The universal probes last: an eval-mode forward with gradients on (the per-sample check) leaves
     # graph tensors in some models' caches (timm's LeViT attention biases), which copy.deepcopy refuses.
-    with session.charging("eval randomness"):
-        found += eval_randomness(session, record)
-    with session.charging("stuck constant init"):
-        found += stuck_constant_inits(session, record)
-    with session.charging("universal"):
-        found += runtime_findings(session, [])
+    checks = {
+        "eval randomness": eval_randomness,
+        "stuck constant init": stuck_constant_inits,
+        "universal": lambda session, record: runtime_findings(session, []),
+    }
+    found: list[RuntimeFinding] = []
+    failed: list[str] = []
+    for name, check in checks.items():
+        with session.charging(name):
+            try:
+                found += check(session, record)
+            except Exception as error:  # the model fails under this probe (Inception's train-mode aux head on
+                # small inputs): the other probes still report
+                failed.append(f"the {name} probe raised {type(error).__name__}: {str(error)[:200]}")
     return {
         "verdicts": {},
         "runtime_findings": [vars(f) for f in sorted(found, key=lambda f: (f.path, f.line, f.code))],
+        "failed": failed,
         "model": {"name": record.name, "built_with": record.probe.built_with, "input": record.probe.describe_input()},
         "files_run": sorted({site.path for site in session.eval_determinism(record).sites_run}),
         **session.pass_counts(),
@@ -128,7 +140,8 @@ def eval_randomness(session: ProbeSession, record: ModelRecord) -> list[RuntimeF
         return []
     probe = f"{record.name} on {record.probe.describe_input()}"
     evidence = f"in eval(), two forwards of {probe} differ by up to {run.max_difference:.3g}, first at this {call}()"
-    data = {"model": record.name, "input": record.probe.describe_input(), "max_difference": run.max_difference, "call": call}
+    data = {"model": record.name, "input": record.probe.describe_input(), "max_difference": run.max_difference}
+    data["call"] = call
     message = f"`{call}` stays on after model.eval(); pass training=self.training or use an nn.Dropout module"
     return [RuntimeFinding("NN301", site.path, site.line, message, evidence, data)]
 
@@ -168,13 +181,17 @@ def stuck_constant_inits(session: ProbeSession, record: ModelRecord) -> list[Run
     other constant weights re-drawn: first those that learnt (one backward for
     all lines), then, for each line still stuck, every other one.
     """
-    sites = sorted({call.site for call in record.init_calls if session.owns(call.site.path)}, key=lambda s: (s.path, s.line))
+    init_sites = {call.site for call in record.init_calls if session.owns(call.site.path)}
+    sites = sorted(init_sites, key=lambda site: (site.path, site.line))
     if not sites:
         return []
     learning = {site: session.constant_init_learning(record, site.path, site.line) for site in sites}
     gradients = session.gradients(record)
     # A parameter the forward never used has no gradient because of that, not because of its init.
-    stuck = {site: {name for name, how in by_name.items() if how != "learns" and gradients[name] is not None} for site, by_name in learning.items()}
+    stuck = {
+        site: {name for name, how in by_name.items() if how != "learns" and gradients[name] is not None}
+        for site, by_name in learning.items()
+    }
     suspects = set().union(*stuck.values())
     if not suspects:
         return []
