@@ -75,6 +75,14 @@ def test_refuted_findings_are_hidden_by_default(monkeypatch):
     assert located == [("confirm/dropout_eval.py", 15, "NN301")]
 
 
+def test_runtime_only_findings_follow_the_rule_selection(monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    assert {code for _, _, code in invoke("confirm/batch_mixing.py", "--confirm", "--format", "json").located()} == {
+        "NN102"
+    }
+    assert invoke("confirm/batch_mixing.py", "--confirm", "--select", "NN3", "--format", "json").located() == []
+
+
 def test_buggy_vit_dropout_and_reshape_are_confirmed(monkeypatch):
     monkeypatch.chdir(FIXTURES)
     report = invoke("buggy_vit/model.py", "--confirm", "--format", "json").json()

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from nnlint.config import Settings
 from nnlint.confirm.project import read_project
-from nnlint.confirm.run import PROBE_FAILED, ConfirmSettings, _probe_failed, _runtime_finding, sandbox_project
+from nnlint.confirm.run import (
+    PROBE_FAILED,
+    ConfirmSettings,
+    _probe_failed,
+    _runtime_finding,
+    sandbox_project,
+    wanted_findings,
+)
 from nnlint.confirm.sandbox import run_jobs
 from nnlint.discover import FileFinder
 from nnlint.finding import Diagnostic, Finding
 from nnlint.runner import RunResult, display_path
-from nnlint.suppress import noqa_codes_by_line
 
 _TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
@@ -83,33 +87,10 @@ def _reported(child_result: dict, settings: Settings, cwd: Path) -> RunResult:
     shown = {path: display_path(path, cwd.resolve()) for path in located}
     findings = (_runtime_finding(record, {str(path): path for path in located}, shown) for record in found)
     return RunResult(
-        findings=sorted(_wanted(filter(None, findings), settings, cwd), key=lambda finding: finding.sort_key),
+        findings=sorted(wanted_findings(filter(None, findings), settings, cwd), key=lambda finding: finding.sort_key),
         files=len(files_run),
         lines=sum(_line_count(Path(path)) for path in files_run),
     )
-
-
-def _wanted(findings: Iterable[Finding], settings: Settings, cwd: Path) -> list[Finding]:
-    """The findings `check` would show: rules selected (per-file-ignores included) and no `# noqa: CODE` on the line."""
-    selected = settings.selected_rules()
-    kept = []
-    for finding in findings:
-        path = (cwd / finding.path).resolve()
-        relative = display_path(path, settings.root.resolve())
-        if finding.code not in {rule.code for rule in settings.rules_for(relative, selected)}:
-            continue
-        if finding.code in _noqa(path).get(finding.line, set()):
-            continue
-        kept.append(finding)
-    return kept
-
-
-@cache
-def _noqa(path: Path) -> dict[int, set[str]]:
-    try:
-        return noqa_codes_by_line(path.read_text(errors="replace"))
-    except OSError:
-        return {}
 
 
 def _line_count(path: Path) -> int:

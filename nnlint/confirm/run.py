@@ -6,7 +6,9 @@ import importlib.util
 import os
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ from nnlint.confirm.project import read_project
 from nnlint.confirm.sandbox import JobOutcome, SandboxError, run_jobs
 from nnlint.finding import Diagnostic, Finding
 from nnlint.rule import rule_by_code
+from nnlint.runner import display_path
+from nnlint.suppress import noqa_codes_by_line
 
 PROBE_FAILED = "NN902"
 
@@ -159,7 +163,7 @@ def confirm(
         for index, verdict in outcome.result["verdicts"].items():
             judged[int(index)] = _judged(judged[int(index)], verdict["status"], verdict["evidence"], verdict["data"])
         extra.extend(_runtime_finding(record, by_absolute, display) for record in outcome.result["runtime_findings"])
-    for found in filter(None, extra):
+    for found in wanted_findings(filter(None, extra), settings, Path.cwd()):
         # A probe that saw what a static rule suspected at the same line confirms it instead of repeating it.
         same = [i for i, f in enumerate(judged) if (f.code, f.path, f.line, f.status) == (found.code, found.path, found.line, "suspected")]
         if same:
@@ -197,13 +201,35 @@ def _runtime_finding(record: dict, by_absolute: dict[str, Path], display: dict[P
     )  # fmt: skip
 
 
+def wanted_findings(findings: Iterable[Finding], settings: Settings, cwd: Path) -> list[Finding]:
+    """Of the findings only the probes saw, those `check` would show: rules selected
+    (per-file-ignores included) and no `# noqa: CODE` on the line."""
+    selected = settings.selected_rules()
+    kept = []
+    for finding in findings:
+        path = (cwd / finding.path).resolve()
+        relative = display_path(path, settings.root.resolve())
+        if finding.code not in {rule.code for rule in settings.rules_for(relative, selected)}:
+            continue
+        if finding.code in _noqa(path).get(finding.line, set()):
+            continue
+        kept.append(finding)
+    return kept
+
+
+@cache
+def _noqa(path: Path) -> dict[int, set[str]]:
+    try:
+        return noqa_codes_by_line(path.read_text(errors="replace"))
+    except OSError:
+        return {}
+
+
 __all__ = ["ConfirmSettings", "Confirmation", "PROBE_FAILED", "SandboxError", "confirm", "torch_available"]
 
 
 def confirm_run(result, files: list[Path], settings: Settings, cwd: Path, show_refuted: bool, progress: bool):
     """The static pass's RunResult with the confirm pass applied (the CLI's `--confirm`)."""
-    from nnlint.runner import display_path
-
     display = {path: display_path(path, cwd) for path in files}
     confirmation = confirm(result.findings, files, settings, display, show_refuted, progress)
     result.findings = confirmation.findings
