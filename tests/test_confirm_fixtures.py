@@ -83,6 +83,44 @@ def test_runtime_only_findings_follow_the_rule_selection(monkeypatch):
     assert invoke("confirm/batch_mixing.py", "--confirm", "--select", "NN3", "--format", "json").located() == []
 
 
+MODEL_WITH_BROKEN_IMPORT = '''\
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import StepLR
+
+import not_a_real_package_xyz
+
+EPOCHS = 20
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def main(model, loader, optimizer):
+    scheduler = StepLR(optimizer, 30, 0.1)
+    for epoch in range(EPOCHS):
+        for x, y in loader:
+            optimizer.step()
+        scheduler.step()
+'''
+
+
+def test_a_failing_import_keeps_the_verdicts_that_needed_no_model(tmp_path, monkeypatch):
+    """The schedule is simulated without the model; the import failure is still an NN902."""
+    (tmp_path / "train.py").write_text(MODEL_WITH_BROKEN_IMPORT)
+    monkeypatch.chdir(tmp_path)
+    report = invoke("train.py", "--confirm", "--format", "json").json()
+    assert [(f["code"], f["status"]) for f in report["findings"]] == [("NN401", "confirmed")]
+    [error] = report["errors"]
+    assert error["code"] == "NN902" and "not_a_real_package_xyz" in error["message"]
+
+
 def test_buggy_vit_dropout_and_reshape_are_confirmed(monkeypatch):
     monkeypatch.chdir(FIXTURES)
     report = invoke("buggy_vit/model.py", "--confirm", "--format", "json").json()

@@ -45,9 +45,20 @@ def _run_job(job: dict, project: dict) -> dict:
         except Exception as error:  # the user's code failed under the probe (or the check has a bug): say so
             verdict = unverifiable(f"the probe failed: {type(error).__name__}: {error}")
         verdicts[record["index"]] = verdict.to_json()
-    with session.charging("universal"):
-        found = runtime_findings(session, job["findings"]) if job["universal"] else []
-    return {"verdicts": verdicts, "runtime_findings": [vars(f) for f in found], **session.pass_counts()}
+    failure = None
+    try:
+        with session.charging("universal"):
+            found = runtime_findings(session, job["findings"]) if job["universal"] else []
+    except (Exception, SystemExit) as error:  # e.g. the file's import fails: keep the verdicts already made
+        traceback.print_exc()
+        what = f"sys.exit({error.code!r})" if isinstance(error, SystemExit) else f"{type(error).__name__}: {error}"
+        found, failure = [], f"loading or probing it raised {what}"
+    return {
+        "verdicts": verdicts,
+        "runtime_findings": [vars(f) for f in found],
+        "failure": failure,
+        **session.pass_counts(),
+    }
 
 
 def _worker(index: int, job: dict, request: dict) -> None:

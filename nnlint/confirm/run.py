@@ -163,6 +163,9 @@ def confirm(
         for index, verdict in outcome.result["verdicts"].items():
             judged[int(index)] = _judged(judged[int(index)], verdict["status"], verdict["evidence"], verdict["data"])
         extra.extend(_runtime_finding(record, by_absolute, display) for record in outcome.result["runtime_findings"])
+        if outcome.result.get("failure"):  # the universal probes failed after the checks gave their verdicts
+            failed = JobOutcome("error", outcome.result["failure"], None, outcome.output_tail)
+            diagnostics.append(_probe_failed(shown, Path(job["path"]).name, failed))
     for found in wanted_findings(filter(None, extra), settings, Path.cwd()):
         # A probe that saw what a static rule suspected at the same line confirms it instead of repeating it.
         same = [i for i, f in enumerate(judged) if (f.code, f.path, f.line, f.status) == (found.code, found.path, found.line, "suspected")]
