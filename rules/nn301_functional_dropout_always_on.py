@@ -1,8 +1,6 @@
-import re
-
 import libcst as cst
 
-from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
+from nnlint.confirm.protocol import MONTE_CARLO_CLASS, ProbeFinding, Verdict, confirmed, refuted, unverifiable
 from nnlint.rule import Example, Rule
 
 _FUNCTIONAL_DROPOUTS = {
@@ -13,7 +11,6 @@ _FUNCTIONAL_DROPOUTS = {
     }.items()
 }  # fmt: skip
 # Monte-Carlo dropout modules keep dropout on at inference on purpose.
-_MONTE_CARLO_CLASS = re.compile(r"mc_?dropout|monte_?carlo|bayes", re.IGNORECASE)
 
 
 class FunctionalDropoutAlwaysOn(Rule):
@@ -214,7 +211,7 @@ class MCDropoutNetwork:
         return (
             method is not None
             and "forward" in method[1].name.value
-            and not _MONTE_CARLO_CLASS.search(method[0].name.value)
+            and not MONTE_CARLO_CLASS.search(method[0].name.value)
         )
 
     def _only_runs_in_training(self, call: cst.Call) -> bool:

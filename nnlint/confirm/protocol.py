@@ -12,10 +12,16 @@ probe inputs and the cached probe results every check shares.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 CONFIRMED, REFUTED, UNVERIFIABLE = "confirmed", "refuted", "unverifiable"
+
+# A class named like this runs dropout at inference on purpose (Monte-Carlo dropout): NN301's
+# static check and the probe's runtime-only dropout check both leave it alone.
+MONTE_CARLO_CLASS = re.compile(r"mc_?dropout|monte_?carlo|bayes", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ finding run here on the whole model:
 from __future__ import annotations
 
 import ast
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,14 +30,13 @@ import torch
 
 from nnlint.confirm.intercept import Site
 from nnlint.confirm.models import BuildError, resolve_callable
-from nnlint.confirm.protocol import RuntimeFinding
+from nnlint.confirm.protocol import MONTE_CARLO_CLASS, RuntimeFinding
 from nnlint.confirm.safe_load import SafeImporter
 from nnlint.confirm.session import ModelRecord, ProbeSession
 from nnlint.confirm.universal import runtime_findings
 
 # Deliberate Monte-Carlo dropout lives in classes named so: the convention of the static rule NN301
 # (rules/nn301_functional_dropout_always_on.py), which the engine may not import.
-_MONTE_CARLO_CLASS = re.compile(r"mc_?dropout|monte_?carlo|bayes", re.IGNORECASE)
 
 
 class TargetError(Exception):
@@ -155,7 +153,7 @@ def _deliberate_dropout(site: Site) -> bool:
     for node in ast.walk(tree):
         if not getattr(node, "lineno", 0) <= site.line <= (getattr(node, "end_lineno", 0) or 0):
             continue
-        if isinstance(node, ast.ClassDef) and _MONTE_CARLO_CLASS.search(node.name):
+        if isinstance(node, ast.ClassDef) and MONTE_CARLO_CLASS.search(node.name):
             return True
         if isinstance(node, ast.Call) and "dropout" in ast.unparse(node.func):
             # F.dropout(input, p, training, inplace): training is the third argument.
