@@ -132,7 +132,7 @@ class ProbeSession:
             with CallWatcher(self.user_files, record_init, INIT_CALLS):
                 module, built_with = build(cls, configured, self.constructor_calls.get(cls.__name__, []), self.seed)
             spec: InputSpec = parse_input_spec(configured["input"]) if "input" in configured else infer_input(module)
-            probe = ProbeModel(cls.__name__, module, built_with, spec, causal=bool(configured.get("causal")))
+            probe = ProbeModel(cls.__name__, module, built_with, spec, causal=configured.get("causal", False))
             fit_forwards = fit_input(probe, self.seed)
         except BuildError as error:
             self.unbuilt[cls.__name__] = str(error)
