@@ -8,13 +8,15 @@ On the fixtures (default: this repository's fixtures/), in one run:
    for each model, the forward and backward passes each check ran, the forwards spent fitting
    the probe input before any check, and the checks' total against the issue's budget of
    2*ceil(log2 B) + 6 passes per model (B: the probe batch).
-2. interception overhead: each model's eval forward on its probe input, timed plain, under a
-   TorchFunctionMode that only passes calls on (the floor of any mode), and under the layout
-   trace's mode (`CallWatcher` watching view/reshape/... with the user's line). Each round runs
-   the three, each going first in turn; the median ratio to the plain forward is reported with
-   the torch calls per forward and the overhead per call, which is what the ratio of a small
-   model is made of. Target: <= 1.15x. Each file is timed in a fresh
-   process, as the confirm pass probes it (its modules must not meet another file's).
+2. interception overhead: each model's eval forward on its probe input, timed plain (torch as
+   shipped), with the layout hooks installed but idle (every other forward of the probes), with
+   the layout trace recording (the reshape decoding: the wrapped view/reshape/... record shapes
+   and the user's line), and, for comparison, under a TorchFunctionMode that only passes calls
+   on (the floor of tracing by a mode). Each round runs the four, each going first in turn; the
+   median ratio to the plain forward is reported. Target: <= 1.15x. Each file is timed in a
+   fresh process, as the confirm pass probes it (its modules must not meet another file's).
+   (The layout trace is recorded during the forwards that fit the probe input, so it costs no
+   pass of its own: passes and overhead are separate questions.)
 3. wall time of `python -m nnlint --confirm FIXTURES` in a fresh process, interpreter start-up
    and torch import included. Target: <= 20 s.
 
@@ -32,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -100,14 +103,26 @@ def _time_file(request: dict) -> list[dict]:
     import torch
     from torch.overrides import TorchFunctionMode
 
-    from nnlint.confirm.intercept import LAYOUT_CALLS, CallWatcher
+    from nnlint.confirm.intercept import LAYOUT_CALLS, recording_layout
     from nnlint.confirm.session import ProbeSession
 
     torch.set_num_threads(1)  # as in the confirm child
-    session = ProbeSession(request["path"], request["project"])
+    session = ProbeSession(request["path"], request["project"])  # installs the layout hooks
+    hooked = {name: getattr(torch.Tensor, name) for name in LAYOUT_CALLS}
+
+    @contextmanager
+    def unhooked():
+        """torch as shipped: the tensor methods the user's forward calls restored (the plain forward)."""
+        for name, wrapper in hooked.items():
+            setattr(torch.Tensor, name, wrapper.__wrapped__)
+        try:
+            yield
+        finally:
+            for name, wrapper in hooked.items():
+                setattr(torch.Tensor, name, wrapper)
 
     class EmptyMode(TorchFunctionMode):
-        """The floor: a mode that only passes every call on, as any TorchFunctionMode must."""
+        """A mode that only passes every call on: the floor of any TorchFunctionMode (for comparison)."""
 
         calls = 0
 
@@ -118,46 +133,46 @@ def _time_file(request: dict) -> list[dict]:
     rows = []
     for record in session.models:
         module, probe_input = record.probe.module.eval(), record.probe.probe_input(0, session.seed)
-        sites = []  # what the layout trace keeps of each watched call
-
-        def on_layout(name, args, kwargs, result, site):
-            sites.append(site)
-
-        watcher = CallWatcher(session.user_files, on_layout, LAYOUT_CALLS, written_by_user=True)
-        modes = {"plain": None, "floor": EmptyMode(), "watched": watcher}
+        modes = {
+            "plain": unhooked,
+            "idle": nullcontext,  # hooks installed, nothing recorded: every forward of the other checks
+            "traced": lambda: recording_layout(session.user_files),
+            "mode": EmptyMode,
+        }
         times: dict[str, list[float]] = {label: [] for label in modes}
 
-        def timed(mode) -> float:
-            started = time.perf_counter()
-            if mode is None:
+        def timed(label: str) -> float:
+            with modes[label]():
+                module(probe_input)  # untimed: swapping methods on torch.Tensor empties the type's lookup cache
+                started = time.perf_counter()
                 module(probe_input)
-            else:
-                with mode:
-                    module(probe_input)
-            return time.perf_counter() - started
+                return time.perf_counter() - started
 
         with torch.no_grad():
-            for mode in [*modes.values()] * 3:  # warm-up
-                timed(mode)
+            for label in [*modes] * 3:  # warm-up
+                timed(label)
             EmptyMode.calls = 0
-            timed(modes["floor"])
+            with EmptyMode():
+                module(probe_input)
             calls = EmptyMode.calls
+            with recording_layout(session.user_files) as traced_calls:
+                module(probe_input)
             deadline = time.perf_counter() + SECONDS_PER_MODEL
             rounds = 0
             while rounds < MIN_ROUNDS or (rounds < request["rounds"] and time.perf_counter() < deadline):
-                labels = list(modes)[rounds % 3 :] + list(modes)[: rounds % 3]  # each goes first in turn
+                labels = list(modes)[rounds % 4 :] + list(modes)[: rounds % 4]  # each goes first in turn
                 for label in labels:
-                    times[label].append(timed(modes[label]))
+                    times[label].append(timed(label))
                 rounds += 1
         ratio = {
             label: statistics.median(spent / plain for spent, plain in zip(times[label], times["plain"]))
-            for label in ("floor", "watched")
+            for label in ("idle", "traced", "mode")
         }
-        plain_ms, watched_ms = (statistics.median(times[label]) * 1e3 for label in ("plain", "watched"))
         rows.append({
-            "model": record.name, "input": record.probe.describe_input(), "torch_calls": calls, "rounds": rounds,
-            "plain_ms": plain_ms, "watched_ms": watched_ms, "ratio": ratio["watched"], "floor_ratio": ratio["floor"],
-            "us_per_call": (watched_ms - plain_ms) * 1e3 / max(calls, 1),
+            "model": record.name, "input": record.probe.describe_input(), "torch_calls": calls,
+            "layout_calls": len(traced_calls), "rounds": rounds, "plain_ms": statistics.median(times["plain"]) * 1e3,
+            "traced_ms": statistics.median(times["traced"]) * 1e3, "ratio": ratio["traced"],
+            "idle_ratio": ratio["idle"], "mode_ratio": ratio["mode"],
         })  # fmt: skip
     return rows
 
@@ -182,17 +197,17 @@ def passes_table(costs: dict, totals: dict, budget: int) -> str:
 
 
 def overhead_table(timed: list[dict]) -> str:
-    header = ["file", "model", "probe input", "torch calls", "plain ms", "watched ms", "ratio", "empty mode"]
-    rows = [[*header, "us/call", "rounds"]]
+    header = ["file", "model", "probe input", "torch calls", "layout calls", "plain ms", "traced ms", "ratio"]
+    rows = [[*header, "hooks idle", "empty mode", "rounds"]]
     for row in timed:
         if "error" in row:
             rows.append([row["file"], f"(not timed: {row['error'][:80]})", *[""] * (len(rows[0]) - 2)])
             continue
         over = "" if row["ratio"] <= OVERHEAD_TARGET else " >"
         rows.append([
-            row["file"], row["model"], row["input"], str(row["torch_calls"]), f"{row['plain_ms']:.3f}",
-            f"{row['watched_ms']:.3f}", f"{row['ratio']:.3f}{over}", f"{row['floor_ratio']:.3f}",
-            f"{row['us_per_call']:.1f}", str(row["rounds"]),
+            row["file"], row["model"], row["input"], str(row["torch_calls"]), str(row["layout_calls"]),
+            f"{row['plain_ms']:.3f}", f"{row['traced_ms']:.3f}", f"{row['ratio']:.3f}{over}",
+            f"{row['idle_ratio']:.3f}", f"{row['mode_ratio']:.3f}", str(row["rounds"]),
         ])  # fmt: skip
     return _table(rows)
 
@@ -217,8 +232,8 @@ def main() -> None:
     probed_files = [path for path in sorted(costs) if costs[path]]
     timed = [row for path in probed_files for row in interception_overhead(fixtures, path, options.rounds)]
     print(f"\nInterception overhead: layout trace vs plain eval forward, median ratio (target <= {OVERHEAD_TARGET}x)")
-    print("`empty mode`: a TorchFunctionMode that only passes calls on, the floor of any mode;")
-    print("us/call: (watched - plain) / torch calls per forward")
+    print("hooks idle: the wrapped layout functions when no trace records (every other forward of the probes);")
+    print("empty mode: a TorchFunctionMode that only passes calls on, for comparison (the former way to trace)")
     print(overhead_table(timed))
 
     seconds, exit_code = wall_time(fixtures)

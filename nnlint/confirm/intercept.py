@@ -1,16 +1,23 @@
 """Watch torch calls made from the user's code, with the user's file:line (child side, imports torch).
 
-A `TorchFunctionMode` sees every torch function and tensor method, including
-those inside data-dependent control flow that `torch.fx` cannot trace. Calls
-not in `watched` return at once, which keeps a shape trace within a few
-percent of a plain forward.
+Two ways, by what they watch. A `TorchFunctionMode` (`CallWatcher`) sees
+every torch function and tensor method, including those inside
+data-dependent control flow that `torch.fx` cannot trace; it is for probes
+that need every call (fingerprints, reductions, init calls). Its price is
+torch's mode dispatch on every call, a few microseconds each: 1.2-1.7x the
+forward of a small model. The layout trace needs only nine functions, so it
+wraps those instead (`install_layout_hooks`, before the user's modules are
+imported, so that `from torch import reshape` binds the wrapper too): the
+other calls of the forward cost nothing more.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,15 +75,107 @@ class CallWatcher(TorchFunctionMode):
         return result
 
     def _user_site(self) -> Site | None:
-        frame = sys._getframe(2)
-        while frame is not None:
-            filename = frame.f_code.co_filename
-            if filename in self.user_files:
-                return Site(filename, frame.f_lineno)
-            if self.written_by_user and not filename.startswith(_TORCH_DIR):
-                return None
-            frame = frame.f_back
-        return None
+        return user_site(sys._getframe(2), self.user_files, self.written_by_user)
+
+
+def user_site(frame, user_files: Collection[str], written_by_user: bool) -> Site | None:
+    """The innermost frame from `frame` outwards that is in a user file; with `written_by_user`,
+    None when code that is neither the user's nor torch's (einops, timm's helpers) comes first."""
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename in user_files:
+            return Site(filename, frame.f_lineno)
+        if written_by_user and not filename.startswith(_TORCH_DIR):
+            return None
+        frame = frame.f_back
+    return None
+
+
+@dataclass
+class LayoutCall:
+    """One view/reshape/flatten/... the user's code made, with its shapes."""
+
+    call: str
+    site: Site
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+
+
+class _LayoutHooks:
+    """The state the wrapped layout functions share: the trace being recorded, if any."""
+
+    installed = False
+    user_files: frozenset[str] = frozenset()
+    # (name, path, line, input shape, output shape) per call; None: not recording. Plain tuples:
+    # the wrappers run inside the forward being traced, so they do as little as they can.
+    raw: list[tuple] | None = None
+    depth = 0  # a wrapped call inside another (a mode re-dispatching it) is the same call
+
+
+def install_layout_hooks() -> None:
+    """Wrap the layout functions (tensor methods and `torch.*`) for this process; idempotent.
+
+    A wrapper costs one Python call when no trace is recorded. The `torch.*`
+    functions keep their TorchScript builtin entries, so user code that
+    scripts a function calling `torch.reshape` still compiles.
+    """
+    if _LayoutHooks.installed:
+        return
+    from torch.jit import _builtins
+
+    for name in sorted(LAYOUT_CALLS):
+        original = getattr(torch.Tensor, name)
+        setattr(torch.Tensor, name, _layout_wrapper(original, name))
+        function = getattr(torch, name, None)
+        if function is not None:
+            wrapper = _layout_wrapper(function, name)
+            builtin = _builtins._find_builtin(function)
+            if builtin is not None:
+                _builtins._register_builtin(wrapper, builtin)
+            setattr(torch, name, wrapper)
+    _LayoutHooks.installed = True
+
+
+def _layout_wrapper(original: Callable, name: str) -> Callable:
+    hooks, tensor = _LayoutHooks, torch.Tensor
+
+    @functools.wraps(original)
+    def layout_call(*args, **kwargs):
+        if hooks.raw is None or hooks.depth:
+            return original(*args, **kwargs)
+        hooks.depth += 1
+        try:
+            result = original(*args, **kwargs)
+        finally:
+            hooks.depth -= 1
+        if args and isinstance(args[0], tensor) and isinstance(result, tensor):
+            frame, user_files = sys._getframe(1), hooks.user_files
+            while frame is not None:  # `user_site(written_by_user=True)`, inlined: this runs on every call
+                filename = frame.f_code.co_filename
+                if filename in user_files:
+                    hooks.raw.append((name, filename, frame.f_lineno, args[0].shape, result.shape))
+                    break
+                if not filename.startswith(_TORCH_DIR):
+                    break
+                frame = frame.f_back
+        return result
+
+    return layout_call
+
+
+@contextmanager
+def recording_layout(user_files: Collection[str]) -> Iterator[list[LayoutCall]]:
+    """Within, every layout call the user's own code makes is recorded; the list yielded is filled on exit."""
+    if not _LayoutHooks.installed:
+        raise RuntimeError("install_layout_hooks() must run before the user's code is imported")
+    calls: list[LayoutCall] = []
+    previous = (_LayoutHooks.raw, _LayoutHooks.user_files)
+    _LayoutHooks.raw, _LayoutHooks.user_files = raw, _ = [], frozenset(user_files)
+    try:
+        yield calls
+    finally:
+        _LayoutHooks.raw, _LayoutHooks.user_files = previous
+        calls.extend(LayoutCall(name, Site(path, line), tuple(a), tuple(b)) for name, path, line, a, b in raw)
 
 
 def tensors_in(value: Any) -> list[torch.Tensor]:

@@ -16,6 +16,7 @@ import importlib
 import inspect
 import re
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ LARGER_FREE_SIZES = (43, 41, 31, 29)
 # A model that rejects the primes (a hard-coded flatten or position-embedding size) is tried square.
 SQUARE_SIZES = (32, 28, 64, 224)
 _SIZE_PARAMETERS = re.compile(r"^(image|img|input|in)_?(size|res|resolution)$|^resolution$")
+Watch = Callable[[int], AbstractContextManager]  # what runs around the forward of probe 0 or 1
 _INPUT_SPEC = re.compile(r"^\s*(float|long|int)\s*\[([^\]]*)\]\s*(?:<\s*(\d+))?\s*$")
 
 
@@ -214,29 +216,31 @@ def _square_candidates(model: nn.Module) -> list[int]:
     return sizes + [size for size in SQUARE_SIZES if size not in sizes]
 
 
-def _accepts(probe_model: ProbeModel, probe: int, seed: int) -> Exception | None:
+def _accepts(probe_model: ProbeModel, probe: int, seed: int, watch: Watch) -> Exception | None:
     """None if the model's eval forward runs on the probe's input, else what it raised."""
     probe_model.inputs.pop(probe, None)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), watch(probe):
             probe_model.module(probe_model.probe_input(probe, seed))
     except Exception as error:  # the user's forward rejects these sizes, whatever its exception
         return error
     return None
 
 
-def fit_input(probe_model: ProbeModel, seed: int) -> int:
+def fit_input(probe_model: ProbeModel, seed: int, watch: Watch = lambda probe: nullcontext()) -> int:
     """Find probe sizes the model accepts: the asymmetric primes, else a square size (said in `note`);
     then sizes for the second probe: its own, else larger primes, else the first probe's with its batch.
 
-    Returns the number of forwards it ran: they are spent before any check."""
+    Each try runs inside `watch(probe)`: the last one of each probe is the eval forward on the sizes
+    kept, which a check can observe instead of paying for its own.
+    Returns the number of forwards it ran."""
     model, spec = probe_model.module, probe_model.spec
     model.eval()
     first_error = None
     has_free_spatial = sum(1 for dim in spec.dims if isinstance(dim, str) and dim != "B") > 0
     for tried, square in enumerate([None, *(_square_candidates(model) if has_free_spatial else [])], start=1):
         probe_model.square = square
-        error = _accepts(probe_model, 0, seed)
+        error = _accepts(probe_model, 0, seed, watch)
         if error is not None:
             first_error = first_error or error
             continue
@@ -249,7 +253,7 @@ def fit_input(probe_model: ProbeModel, seed: int) -> int:
         for second_sizes in (None,) if square else (None, LARGER_FREE_SIZES, PROBE_FREE_SIZES[0]):
             probe_model.second_sizes = second_sizes
             tried += 1
-            if _accepts(probe_model, 1, seed) is None:
+            if _accepts(probe_model, 1, seed, watch) is None:
                 break
         return tried
     raise BuildError(

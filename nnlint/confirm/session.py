@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from nnlint.confirm import per_sample
-from nnlint.confirm.intercept import LAYOUT_CALLS, CallWatcher, Site, tensors_in
+from nnlint.confirm.intercept import CallWatcher, LayoutCall, Site, install_layout_hooks, recording_layout, tensors_in
 from nnlint.confirm.models import BuildError, InputSpec, ProbeModel, build, fit_input, infer_input, parse_input_spec
 from nnlint.confirm.safe_load import SafeImporter, module_name
 
@@ -48,16 +48,6 @@ class Determinism:
 
 
 @dataclass
-class LayoutCall:
-    """One view/reshape/flatten/... the user's forward made, with its shapes."""
-
-    call: str
-    site: Site
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-
-
-@dataclass
 class ModelRecord:
     """A built model plus what was seen while building and probing it."""
 
@@ -69,7 +59,7 @@ class ModelRecord:
     determinism: Determinism | None = None
     gradients: dict[str, torch.Tensor | None] | None = None
     initial_parameters: dict[str, torch.Tensor] = field(default_factory=dict)
-    layout: dict[int, list[LayoutCall]] = field(default_factory=dict)
+    layout: dict[int, list[LayoutCall]] = field(default_factory=dict)  # by probe, from the fitting forwards
     batch_coupling: Any = None  # per_sample.BatchCoupling, once probed
     causal_leak: Any = None  # per_sample.CausalLeak, once probed
 
@@ -91,6 +81,7 @@ class ProbeSession:
         self.constructor_calls: dict[str, list[dict]] = project["constructor_calls"]
         self.unbuilt: dict[str, str] = {}  # class name -> why it could not be built or probed
         self.check = "unattributed"  # who pays for the passes run now (see `charging`)
+        install_layout_hooks()  # before the user's modules import torch's functions by name
 
     # -- loading and building -------------------------------------------------------------
 
@@ -133,14 +124,15 @@ class ProbeSession:
                 module, built_with = build(cls, configured, self.constructor_calls.get(cls.__name__, []), self.seed)
             spec: InputSpec = parse_input_spec(configured["input"]) if "input" in configured else infer_input(module)
             probe = ProbeModel(cls.__name__, module, built_with, spec, causal=configured.get("causal", False))
-            fit_forwards = fit_input(probe, self.seed)
+            layout: dict[int, list[LayoutCall]] = {}
+            fit_forwards = fit_input(probe, self.seed, lambda index: self._tracing_layout(layout, index))
         except BuildError as error:
             self.unbuilt[cls.__name__] = str(error)
             return None
         except Exception as error:  # the user's constructor or forward failed: unverifiable, with why
             self.unbuilt[cls.__name__] = f"{cls.__name__} failed while being built or run: {type(error).__name__}: {error}"
             return None
-        record = ModelRecord(probe, init_calls, fit_forwards=fit_forwards)
+        record = ModelRecord(probe, init_calls, fit_forwards=fit_forwards, layout=layout)
         record.initial_parameters = {name: p.detach().clone() for name, p in module.named_parameters()}
         return record
 
@@ -263,17 +255,18 @@ class ProbeSession:
                 learning[name] = "learns"
         return learning
 
+    @contextmanager
+    def _tracing_layout(self, traces: dict[int, list[LayoutCall]], probe: int) -> Iterator[None]:
+        """The layout calls of one fitting forward become the trace of its probe (the last try wins)."""
+        with recording_layout(self.user_files) as calls:
+            yield
+        traces[probe] = calls
+
     def layout_trace(self, record: ModelRecord, probe: int = 0) -> list[LayoutCall]:
-        """Every view/reshape/flatten/permute/transpose the user's code made in an eval forward."""
+        """Every view/reshape/flatten/permute/transpose the user's code made in an eval forward of the probe
+        (recorded while the input was fitted, so it costs no pass of its own)."""
         if probe not in record.layout:
-            calls: list[LayoutCall] = []
-
-            def on_layout(name, args, kwargs, result, site):
-                source = args[0] if args and isinstance(args[0], torch.Tensor) else None
-                if source is not None and isinstance(result, torch.Tensor):
-                    calls.append(LayoutCall(name, site, tuple(source.shape), tuple(result.shape)))
-
-            with torch.no_grad(), CallWatcher(self.user_files, on_layout, LAYOUT_CALLS, written_by_user=True):
+            with recording_layout(self.user_files) as calls, torch.no_grad():
                 self.forward(record, probe)
             record.layout[probe] = calls
         return record.layout[probe]

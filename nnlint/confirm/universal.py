@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from nnlint.confirm.intercept import Site
+from nnlint.confirm.intercept import LayoutCall, Site
 from nnlint.confirm.per_sample import per_sample_findings
 from nnlint.confirm.protocol import RuntimeFinding
 from nnlint.confirm.reshape import REORDER, combine, decode
-from nnlint.confirm.session import LayoutCall, ModelRecord, ProbeSession
+from nnlint.confirm.session import ModelRecord, ProbeSession
 
 _DECODED = ("view", "reshape")  # flatten/unflatten merge and split in order by construction
 
