@@ -5,13 +5,24 @@ class CausalLeak(Rule):
     """
     ## What it does
     For a model declared causal (autoregressive) in the configuration, checks
-    at run time that its output at each step depends only on the inputs at
-    that step and before. It is reported at the model's `forward()`.
+    at run time that its output at each step depends only on the inputs it
+    may see. It is reported at the model's `forward()`. Two settings:
+
+    * `causal = true`: output t may see inputs up to and including t. For a
+      next-token language model, whose input is shifted by the data (output
+      t predicts token t + 1).
+    * `causal = "strict"`: output t may see inputs before t only. For a
+      model whose output at t predicts input t itself: MADE or PixelCNN-style
+      density models, WaveNet on an unshifted signal, a decoder fed the
+      unshifted targets.
 
     ```toml
     [tool.nnlint.models.GPT]
     causal = true
     input = "long[B,T] < 50257"   # optional: T names the time dim
+
+    [tool.nnlint.models.WaveNet]
+    causal = "strict"
     ```
 
     ## Why is this bad?
@@ -20,8 +31,10 @@ class CausalLeak(Rule):
     looks excellent, and generation, where the future is not there, is
     garbage. A missing or wrong attention mask, a convolution padded on both
     sides, a normalisation over the time dim or a bidirectional RNN all do it
-    silently. The recipe: "use backprop to chart dependencies ... in an
-    autoregressive model, the output at t must not depend on inputs after t".
+    silently; so does a causal convolution without the extra one-step shift
+    in a model whose output at t is the density of input t itself. The
+    recipe: "use backprop to chart dependencies ... in an autoregressive
+    model, the output at t must not depend on inputs after t".
 
     ## Example
     ```python
@@ -43,7 +56,7 @@ class CausalLeak(Rule):
     or `F.scaled_dot_product_attention(q, k, v, is_causal=True)`.
 
     ## Known problems
-    Only models declared `causal = true` are checked, and only after the
+    Only models declared causal are checked, and only after the
     batch check (NN102) has shown that samples stay apart: the probe uses one
     batch row per step. The time dim is the input dim named `T` in `input =
     "..."`, or the only free dim besides the batch; outputs without a dim of
@@ -52,12 +65,15 @@ class CausalLeak(Rule):
     gradient and is not seen. When the check cannot run, nothing is reported.
 
     ## Runtime confirmation
-    R-only: no static pattern. `--confirm` runs one eval forward on T-1 copies
-    of a probe sequence; copy m back-propagates its outputs at steps up to m
-    (with random weights), and any gradient on its inputs after step m is a
-    leak (for token inputs, at the embedding output). One forward and one
-    backward test every step; the evidence names the earliest output that
-    depends on a later input, and the size of that gradient.
+    R-only: no static pattern. `--confirm` runs one eval forward on copies
+    of a probe sequence (T-1 of them; T+1 when strict); copy m
+    back-propagates its outputs at steps up to m (with random weights), and
+    any gradient on its inputs after step m (at step m or after, when strict)
+    is a leak (for token inputs, at the embedding output). One forward and
+    one backward test every step; the evidence names the setting applied,
+    the earliest output that depends on an input it must not see ("output at
+    step 3 sees step 3 itself" for a strict model that sees its own step),
+    and the size of that gradient.
     """
 
     code = "NN103"

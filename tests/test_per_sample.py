@@ -154,7 +154,7 @@ def test_batch_mixing_stays_within_the_pass_budget(batch_mixing):
 
 @pytest.fixture(scope="module")
 def causal():
-    return _confirm(FIXTURES / "causal")
+    return _confirm(FIXTURES / "causal", "decoder.py")  # wavenet.py's strict models: test_nn103_strict.py
 
 
 def test_leaky_decoder_is_confirmed_and_the_masked_one_is_not(causal):

@@ -11,14 +11,18 @@ from a single output the passes point at, names the worst pair. Outputs are
 weighted randomly (a plain sum can cancel: softmax outputs sum to 1). Token
 inputs have no gradient: it is taken at the embedding output instead.
 
-NN103. Output t must not depend on input s > t. Grouping steps like samples
-fails: a pass that back-propagates several steps sees, at input s, the
-legitimate dependence of the later outputs on it. The batch dimension, which
-the NN102 probe has just shown keeps samples apart, carries the thresholds
-instead: row m holds a copy of one sample and back-propagates its outputs at
-steps <= m, so any gradient on its inputs at steps > m is a leak. One forward
-of T-1 rows and one backward test every threshold, and the first row that
-sees step s names the earliest output that depends on it.
+NN103. Output t must not depend on input s > t (`causal = true`), nor on
+s = t (`causal = "strict"`: the output at t predicts input t itself).
+Grouping steps like samples fails: a pass that back-propagates several steps
+sees, at input s, the legitimate dependence of the later outputs on it. The
+batch dimension, which the NN102 probe has just shown keeps samples apart,
+carries the thresholds instead: row m holds a copy of one sample and
+back-propagates its outputs at steps <= m, so any gradient on its inputs at
+steps > m (>= m when strict) is a leak. One forward and one backward test
+every threshold, and the first row that sees step s names the earliest
+output that depends on it. Strict needs a row per step, T; it gets T+1 (the
+last tests nothing) so that no output's batch dim can be taken for its time
+dim of the same size.
 
 Gradients across samples (or from the future) are exactly zero in a correct
 model; a leak counts when it exceeds LEAK_TOLERANCE of the largest legitimate
@@ -372,28 +376,44 @@ class CausalLeak:
     """The NN103 probe's result for one model declared causal; `reason` set when it could not run."""
 
     model: str
+    strict: bool = False  # causal = "strict": output t may not see input t either
     input: str = ""
     reason: str = ""
     leaks: bool = False
-    pair: tuple[int, int] | None = None  # (output step t, input step s > t)
+    pair: tuple[int, int] | None = None  # (output step t, input step s >= t)
     leak: float = 0.0
-    allowed: float = 0.0  # the largest gradient from an output to an input at or before its step
-    leaking_steps: int = 0  # input steps that some earlier output depends on
-    steps: int = 0
+    allowed: float = 0.0  # the largest gradient from an output to an input it may see
+    leaking_steps: int = 0  # input steps that some output which must not see them depends on
+    checked_steps: int = 0  # input steps that some output must not see: all but step 0 unless strict
+    rows: int = 0
+
+    @property
+    def setting(self) -> str:
+        if self.strict:
+            return 'causal = "strict": output t may see inputs before t only'
+        return "causal = true: output t may see inputs up to t"
+
+    def message(self) -> str:
+        t, s = self.pair
+        declared = 'declared causal = "strict"' if self.strict else "declared causal"
+        seen = "its output at a step sees that step's input" if t == s else "its forward() looks ahead"
+        return f"{self.model} is {declared}, but {seen}"
 
     def evidence(self) -> str:
         t, s = self.pair
+        seen = f"sees step {s} itself" if t == s else f"depends on its input at step {s}"
         return (
-            f"in eval(), {self.model}'s output at step {t} depends on its input at step {s} "
-            f"(max |grad| {self.leak:.3g}, {self.leak / self.allowed:.2g}x the largest gradient on a past step); "
-            f"{self.leaking_steps} of {self.steps - 1} input steps reach an earlier output "
-            f"(one forward of {self.steps - 1} copies of a sample, one backward)"
+            f"in eval(), {self.model}'s output at step {t} {seen} ({self.setting}); "
+            f"max |grad| {self.leak:.3g}, {self.leak / self.allowed:.2g}x the largest allowed gradient; "
+            f"{self.leaking_steps} of {self.checked_steps} input steps reach an output that must not see them "
+            f"(one forward of {self.rows} copies of a sample, one backward)"
         )
 
     def data(self) -> dict[str, Any]:
         return {
-            "model": self.model, "input": self.input, "output_step": self.pair[0], "input_step": self.pair[1],
-            "max_gradient": self.leak, "allowed_gradient": self.allowed, "leaking_steps": self.leaking_steps,
+            "model": self.model, "input": self.input, "causal": "strict" if self.strict else True,
+            "output_step": self.pair[0], "input_step": self.pair[1], "max_gradient": self.leak,
+            "allowed_gradient": self.allowed, "leaking_steps": self.leaking_steps,
         }  # fmt: skip
 
 
@@ -406,10 +426,11 @@ def time_dim(spec) -> int | None:
 
 
 def causal_leak(session: ProbeSession, record: ModelRecord, coupling: BatchCoupling) -> CausalLeak:
-    """NN103's probe: row m back-propagates its outputs at steps <= m; gradient at a later step leaks.
-    `coupling` is the model's NN102 probe, which says whether rows are independent."""
+    """NN103's probe: row m back-propagates its outputs at steps <= m; gradient at a later step leaks
+    (at step m too when strict). `coupling` is the model's NN102 probe, which says whether rows are
+    independent."""
     probe_model, spec = record.probe, record.probe.spec
-    result = CausalLeak(record.name)
+    result = CausalLeak(record.name, strict=probe_model.causal == "strict")
     step_dim = time_dim(spec)
     if coupling.reason or coupling.mixes:
         mixing = "its samples depend on each other (NN102), so one row per step cannot be probed"
@@ -420,12 +441,13 @@ def causal_leak(session: ProbeSession, record: ModelRecord, coupling: BatchCoupl
         return result
     sizes = spec.sizes(0, probe_model.square)
     steps, batch_dim = sizes[step_dim], spec.batch_dim
-    rows = steps - 1
+    first_hidden = 0 if result.strict else 1  # row m must not see input m + first_hidden and after
+    rows = steps + 1 if result.strict else steps - 1  # never `steps`: see the module docstring
     if rows < 1:
         return result
     sample = probe_model.probe_input(0, session.seed).narrow(batch_dim, 0, 1)
     model_input = sample.expand(*[rows if d == batch_dim else -1 for d in range(sample.dim())]).contiguous()
-    result.input, result.steps = spec.describe(list(model_input.shape)), steps
+    result.input, result.rows = spec.describe(list(model_input.shape)), rows
     try:
         probe = _probe(session, record, model_input, {"batch": (batch_dim, rows), "time": (step_dim, steps)})
         if isinstance(probe, str):
@@ -438,12 +460,13 @@ def causal_leak(session: ProbeSession, record: ModelRecord, coupling: BatchCoupl
         result.reason = f"the probe failed: {type(error).__name__}: {error}"
         return result
     by_row_and_step = _magnitudes(grads, probe.inputs, (rows, steps))
-    later = torch.triu(torch.ones(rows, steps, dtype=torch.bool), diagonal=1)
-    result.allowed = float(by_row_and_step[~later].max())
+    hidden = torch.triu(torch.ones(rows, steps, dtype=torch.bool), diagonal=first_hidden)
+    result.checked_steps = int(hidden.any(0).sum())
+    result.allowed = float(by_row_and_step[~hidden].max())
     if not math.isfinite(result.allowed) or result.allowed == 0:
-        result.reason = f"{record.name}'s outputs have no finite gradient on its past inputs"
+        result.reason = f"{record.name}'s outputs have no finite gradient on the inputs they may see"
         return result
-    leaking = (by_row_and_step > LEAK_TOLERANCE * result.allowed) & later
+    leaking = (by_row_and_step > LEAK_TOLERANCE * result.allowed) & hidden
     if not bool(leaking.any()):
         return result
     per_step = torch.where(leaking, by_row_and_step, torch.zeros(())).amax(0)
@@ -509,6 +532,5 @@ def per_sample_findings(session: ProbeSession, static_findings: list[dict]) -> l
         if record.probe.causal:
             leak = session.causal_leak(record)
             if leak.leaks:
-                message = f"{record.name} is declared causal, but its forward() looks ahead"
-                add("NN103", forward_site(record.probe.module), message, leak.evidence(), leak.data())
+                add("NN103", forward_site(record.probe.module), leak.message(), leak.evidence(), leak.data())
     return [found[key] for key in sorted(found, key=lambda key: (Path(key[1].path).name, key[1].line, key[0]))]

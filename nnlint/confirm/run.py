@@ -54,7 +54,7 @@ class ConfirmSettings:
 
 
 # `[tool.nnlint.models.<Name>]` keys and their TOML types (docs/confirm.md, "Configuration").
-_MODEL_KEYS = {"args": list, "kwargs": dict, "input": str, "factory": str, "causal": bool}
+_MODEL_KEYS = {"args": list, "kwargs": dict, "input": str, "factory": str, "causal": (bool, str)}
 _FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
@@ -67,6 +67,9 @@ def model_entries(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
         unknown = sorted(set(entry) - set(_MODEL_KEYS))
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(_MODEL_KEYS)}")
+        causal = entry.get("causal", False)
+        if not (isinstance(causal, bool) or causal == "strict"):  # NN103's settings (per_sample.causal_leak)
+            raise ConfigError(f'{where}: `causal` must be true, false or "strict", not {causal!r}')
         for key, kind in _MODEL_KEYS.items():
             if key in entry and not isinstance(entry[key], kind):
                 raise ConfigError(f"{where}: `{key}` must be a {'table' if kind is dict else kind.__name__}")
