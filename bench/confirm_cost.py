@@ -224,10 +224,17 @@ def main() -> None:
         return
     fixtures = options.fixtures.resolve()
 
-    costs, totals = pass_costs(fixtures)
+    # A directory with its own pyproject.toml is its own project (fixtures/confirm/causal declares its
+    # models causal there): it is probed as `nnlint --confirm` run inside it would.
+    projects = [fixtures, *sorted(path.parent for path in fixtures.rglob("pyproject.toml"))]
     batch, budget = pass_budget()
-    print(f"Passes per model, `nnlint --confirm {fixtures.name}` (budget 2*ceil(log2 {batch})+6 = {budget})")
-    print(passes_table(costs, totals, budget))
+    costs, totals = {}, {}
+    for project in projects:
+        project_costs, project_totals = pass_costs(project)
+        print(f"Passes per model, `nnlint --confirm {project.name}` (budget 2*ceil(log2 {batch})+6 = {budget})")
+        print(passes_table(project_costs, project_totals, budget) + "\n")
+        costs.update(project_costs)
+        totals.update(project_totals)
 
     probed_files = [path for path in sorted(costs) if costs[path]]
     timed = [row for path in probed_files for row in interception_overhead(fixtures, path, options.rounds)]

@@ -585,20 +585,23 @@ class NfNet(nn.Module):
     @staticmethod
     def runtime_check(finding: ProbeFinding, session) -> Verdict:
         """After one probe backward, a weight constant-initialised at this line that gets no gradient or
-        identical gradient rows is stuck (confirmed); if every such weight learns, refuted (e.g. a head)."""
+        identical gradient rows, even with every other constant weight re-drawn, is stuck (confirmed); if
+        every such weight learns, refuted (e.g. a head). See nnlint.confirm.stuck_init."""
+        from nnlint.confirm.stuck_init import init_verdicts
+
         models = session.models_covering(finding.path, finding.line)
         if not models:
             return unverifiable(session.why_uncovered(finding.path, finding.line))
         model = models[0]
-        learning = session.constant_init_learning(model, finding.path, finding.line)
-        if not learning:
+        verdict = next((v for site, v in init_verdicts(session, model).items() if (site.path, site.line) == (finding.path, finding.line)), None)
+        if verdict is None:
             return unverifiable(f"no parameter of {model.name} is still constant after the init at line {finding.line}")
-        stuck = {name: how for name, how in learning.items() if how != "learns"}
-        data = {"model": model.name, "parameters": learning}
-        if not stuck:
-            return refuted(f"after one backward of {model.name}, all {len(learning)} weights set here learn and differ by unit", **data)
-        examples = ", ".join(f"{name} ({how})" for name, how in list(stuck.items())[:3])
-        return confirmed(f"after one backward of {model.name}, {len(stuck)} of {len(learning)} weights set here are stuck: {examples}", **data)
+        data = {"model": model.name, "parameters": {**verdict.set_here, **verdict.stuck}}
+        if verdict.unused == set(verdict.set_here):
+            return unverifiable(f"{model.name}'s probe forward uses none of the weights set here", **data)
+        if not verdict.stuck:
+            return refuted(verdict.evidence(model.name), **data)
+        return confirmed(verdict.evidence(model.name), **data)
 
 
 def _words(text: str) -> set[str]:

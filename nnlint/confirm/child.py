@@ -36,6 +36,15 @@ def _run_job(job: dict, project: dict) -> dict:
     from nnlint.rule import rule_by_code
 
     session = ProbeSession(job["path"], project)
+    # The universal probes first: eval randomness must copy the model before any forward with gradients on.
+    found, failed = [], []
+    if job["universal"]:
+        try:
+            found, failed = runtime_findings(session, job["findings"])
+        except (Exception, SystemExit) as error:  # e.g. the file's import fails: the verdicts still get made
+            traceback.print_exc()
+            what = f"sys.exit({error.code!r})" if isinstance(error, SystemExit) else f"{type(error).__name__}: {error}"
+            failed = [f"loading or probing it raised {what}"]
     verdicts = {}
     for record in job["findings"]:
         finding = ProbeFinding(record["code"], record["path"], record["line"], record["message"], record["facts"] or {})
@@ -45,18 +54,10 @@ def _run_job(job: dict, project: dict) -> dict:
         except Exception as error:  # the user's code failed under the probe (or the check has a bug): say so
             verdict = unverifiable(f"the probe failed: {type(error).__name__}: {error}")
         verdicts[record["index"]] = verdict.to_json()
-    failure = None
-    try:
-        with session.charging("universal"):
-            found = runtime_findings(session, job["findings"]) if job["universal"] else []
-    except (Exception, SystemExit) as error:  # e.g. the file's import fails: keep the verdicts already made
-        traceback.print_exc()
-        what = f"sys.exit({error.code!r})" if isinstance(error, SystemExit) else f"{type(error).__name__}: {error}"
-        found, failure = [], f"loading or probing it raised {what}"
     return {
         "verdicts": verdicts,
         "runtime_findings": [vars(f) for f in found],
-        "failure": failure,
+        "failure": "; ".join(failed) or None,
         **session.pass_counts(),
     }
 

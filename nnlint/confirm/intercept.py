@@ -25,6 +25,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
+# An init the user's code calls runs in these before the mode sees it: `nn.init.zeros_` -> torch's dispatch.
+INIT_FUNCTIONS = tuple(os.path.join(_TORCH_DIR, name) for name in ("nn/init.py", "overrides.py"))
 LAYOUT_CALLS = frozenset({"view", "reshape", "flatten", "unflatten", "permute", "transpose", "t", "swapaxes", "movedim"})
 
 
@@ -46,9 +48,11 @@ class CallWatcher(TorchFunctionMode):
 
     `watched=None` watches every call. The site is the innermost frame in a
     user file, so a call inside `nn.Linear` is placed at the user's
-    `self.fc(x)` line; with `written_by_user`, only calls the user's code
-    makes itself count (a reshape inside `nn.MultiheadAttention` is torch's,
-    not the user's).
+    `self.fc(x)` line. With `through`, only calls the user's code makes
+    itself count: the frames between the call and the user's may only be in
+    files starting with one of those paths. `written_by_user` is
+    `through=(torch's directory,)`: a reshape inside `nn.MultiheadAttention`
+    is torch's, not the user's.
     """
 
     def __init__(
@@ -57,12 +61,13 @@ class CallWatcher(TorchFunctionMode):
         on_call: Callable,
         watched: Collection[str] | None = None,
         written_by_user: bool = False,
+        through: tuple[str, ...] | None = None,
     ):
         super().__init__()
         self.user_files = frozenset(user_files)
         self.on_call = on_call
         self.watched = watched
-        self.written_by_user = written_by_user
+        self.through = (_TORCH_DIR,) if written_by_user else through
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         # Every torch call of the forward comes through here: the unwatched ones must cost next to nothing.
@@ -75,17 +80,17 @@ class CallWatcher(TorchFunctionMode):
         return result
 
     def _user_site(self) -> Site | None:
-        return user_site(sys._getframe(2), self.user_files, self.written_by_user)
+        return user_site(sys._getframe(2), self.user_files, self.through)
 
 
-def user_site(frame, user_files: Collection[str], written_by_user: bool) -> Site | None:
-    """The innermost frame from `frame` outwards that is in a user file; with `written_by_user`,
-    None when code that is neither the user's nor torch's (einops, timm's helpers) comes first."""
+def user_site(frame, user_files: Collection[str], through: tuple[str, ...] | None = None) -> Site | None:
+    """The innermost frame from `frame` outwards that is in a user file; with `through`, None when a
+    frame in a file outside those paths comes first (einops, timm's helpers, torch's own modules)."""
     while frame is not None:
         filename = frame.f_code.co_filename
         if filename in user_files:
             return Site(filename, frame.f_lineno)
-        if written_by_user and not filename.startswith(_TORCH_DIR):
+        if through is not None and not filename.startswith(through):
             return None
         frame = frame.f_back
     return None
@@ -150,7 +155,7 @@ def _layout_wrapper(original: Callable, name: str) -> Callable:
             hooks.depth -= 1
         if args and isinstance(args[0], tensor) and isinstance(result, tensor):
             frame, user_files = sys._getframe(1), hooks.user_files
-            while frame is not None:  # `user_site(written_by_user=True)`, inlined: this runs on every call
+            while frame is not None:  # `user_site(through=(_TORCH_DIR,))`, inlined: this runs on every call
                 filename = frame.f_code.co_filename
                 if filename in user_files:
                     hooks.raw.append((name, filename, frame.f_lineno, args[0].shape, result.shape))

@@ -19,11 +19,12 @@ import torch
 from torch import nn
 
 from nnlint.confirm import per_sample
-from nnlint.confirm.intercept import CallWatcher, LayoutCall, Site, install_layout_hooks, recording_layout, tensors_in
+from nnlint.confirm.intercept import INIT_FUNCTIONS, CallWatcher, LayoutCall, Site, install_layout_hooks, recording_layout, tensors_in
 from nnlint.confirm.models import BuildError, InputSpec, ProbeModel, build, fit_input, infer_input, parse_input_spec
 from nnlint.confirm.safe_load import SafeImporter, module_name
 
-# Calls that can leave a tensor constant; recorded during construction with the user's line.
+# Calls that can leave a tensor constant; recorded during construction with the user's line when the
+# user's code makes them (torch's own defaults, such as LayerNorm's weight of ones, are not the user's choice).
 INIT_CALLS = frozenset({
     "zeros_", "ones_", "constant_", "zero_", "fill_", "zeros", "ones", "full", "zeros_like", "ones_like", "full_like",
 })  # fmt: skip
@@ -57,11 +58,11 @@ class ModelRecord:
     passes_by_check: dict[str, dict[str, int]] = field(default_factory=dict)  # the same passes, by check
     fit_forwards: int = 0  # forwards spent finding input sizes the model accepts, before any check
     determinism: Determinism | None = None
-    gradients: dict[str, torch.Tensor | None] | None = None
     initial_parameters: dict[str, torch.Tensor] = field(default_factory=dict)
     layout: dict[int, list[LayoutCall]] = field(default_factory=dict)  # by probe, from the fitting forwards
     batch_coupling: Any = None  # per_sample.BatchCoupling, once probed
     causal_leak: Any = None  # per_sample.CausalLeak, once probed
+    init_verdicts: Any = None  # stuck_init.InitVerdict by site, once probed
 
     @property
     def name(self) -> str:
@@ -120,7 +121,7 @@ class ProbeSession:
                 init_calls.append(InitCall(site, name, target.data_ptr()))
 
         try:
-            with CallWatcher(self.user_files, record_init, INIT_CALLS):
+            with CallWatcher(self.user_files, record_init, INIT_CALLS, through=INIT_FUNCTIONS):
                 module, built_with = build(cls, configured, self.constructor_calls.get(cls.__name__, []), self.seed)
             spec: InputSpec = parse_input_spec(configured["input"]) if "input" in configured else infer_input(module)
             probe = ProbeModel(cls.__name__, module, built_with, spec, causal=configured.get("causal", False))
@@ -210,50 +211,6 @@ class ProbeSession:
             site, call, _ = next((a for a, b in zip(first, second) if a != b), (None, None, None))
             record.determinism = Determinism(difference == 0.0, difference, site, {s for s, _, _ in first}, call)
         return record.determinism
-
-    def gradients(self, record: ModelRecord) -> dict[str, torch.Tensor | None]:
-        """The model's parameter gradients after one probe backward (`backward_probe`), computed once."""
-        if record.gradients is None:
-            record.gradients = self.backward_probe(record, record.probe.module)
-        return record.gradients
-
-    def backward_probe(self, record: ModelRecord, module: nn.Module) -> dict[str, torch.Tensor | None]:
-        """Parameter gradients of `module` (the record's model, or a modified copy of it) after one
-        train-mode forward and backward of a random projection of the output (a plain sum can cancel:
-        softmax outputs sum to 1)."""
-        module.zero_grad(set_to_none=True)
-        module.train()
-        torch.manual_seed(self.seed)
-        self.count_pass(record, "forward")
-        outputs = [t for t in tensors_in(module(record.probe.probe_input(0, self.seed))) if t.is_floating_point()]
-        generator = torch.Generator().manual_seed(self.seed)
-        loss = sum((t * torch.randn(t.shape, generator=generator)).sum() for t in outputs)
-        loss.backward()
-        self.count_pass(record, "backward")
-        module.eval()
-        return {name: p.grad for name, p in module.named_parameters()}
-
-    def constant_init_learning(
-        self, record: ModelRecord, path: str, line: int, gradients: dict[str, torch.Tensor | None] | None = None
-    ) -> dict[str, str]:
-        """For each parameter initialised to a constant at path:line (and still constant when built):
-        "no gradient", "identical gradient rows" (its units stay interchangeable) or "learns",
-        after one probe backward (or after the one whose `gradients` are given)."""
-        pointers = {call.data_ptr for call in record.init_calls if (call.site.path, call.site.line) == (path, line)}
-        gradients = self.gradients(record) if gradients is None else gradients
-        learning = {}
-        for name, parameter in record.probe.module.named_parameters():
-            initial = record.initial_parameters[name]
-            if parameter.data_ptr() not in pointers or not bool((initial == initial.flatten()[0]).all()):
-                continue
-            gradient = gradients[name]
-            if gradient is None or not bool(gradient.any()):
-                learning[name] = "no gradient"
-            elif gradient.dim() > 1 and gradient.shape[0] > 1 and bool((gradient == gradient[:1]).all()):
-                learning[name] = "identical gradient rows"
-            else:
-                learning[name] = "learns"
-        return learning
 
     @contextmanager
     def _tracing_layout(self, traces: dict[int, list[LayoutCall]], probe: int) -> Iterator[None]:

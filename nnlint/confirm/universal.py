@@ -1,9 +1,13 @@
 """The probes run on every model the confirm pass can build, found or not by a static rule (child side).
 
-Reshape decoding, whose reorders are NN101 findings at the user's line even
-where no static pattern matched (sizes computed at run time, reshapes spread
-over helpers); the per-sample gradient probes (nnlint.confirm.per_sample):
-batch mixing (NN102) and, for models declared causal, look-ahead (NN103).
+Eval randomness (NN301: in eval(), a dropout call that still draws), stuck
+constant inits (NN201), reshape decoding (NN101: reorders at the user's line
+even where no static pattern matched, e.g. sizes computed at run time,
+reshapes spread over helpers), and the per-sample gradient probes
+(nnlint.confirm.per_sample): batch mixing (NN102) and, for models declared
+causal, look-ahead (NN103). Each probe runs on its own: one the model fails
+is reported as failed, and the others still report. A line a static finding
+points at is that finding's to judge, not reported again.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from nnlint.confirm.eval_randomness import eval_randomness
 from nnlint.confirm.intercept import LayoutCall, Site
 from nnlint.confirm.per_sample import per_sample_findings
 from nnlint.confirm.protocol import RuntimeFinding
 from nnlint.confirm.reshape import REORDER, combine, decode
 from nnlint.confirm.session import ModelRecord, ProbeSession
+from nnlint.confirm.stuck_init import stuck_findings
 
 _DECODED = ("view", "reshape")  # flatten/unflatten merge and split in order by construction
 
@@ -53,18 +59,46 @@ def describe_reorder(record: ModelRecord, call: LayoutCall) -> tuple[str, dict]:
     return sentence, data
 
 
-def runtime_findings(session: ProbeSession, static_findings: list[dict]) -> list[RuntimeFinding]:
-    reported = {(f["path"], f["line"]) for f in static_findings if f["code"] == "NN101"}
-    found: dict[Site, RuntimeFinding] = {}
+def reorders(session: ProbeSession, record: ModelRecord) -> list[RuntimeFinding]:
+    """NN101 at each line of the session's files whose reshapes reorder dims on the record's probes."""
+    found = []
+    for site, calls in reshapes_by_site(session, record).items():
+        kind, example = site_verdict(calls)
+        if kind == REORDER and session.owns(site.path):  # a reshape in another file is that file's job's finding
+            evidence, data = describe_reorder(record, example)
+            message = f"{example.call}() reorders dims instead of merging or splitting them in order"
+            found.append(RuntimeFinding("NN101", site.path, site.line, message, evidence, data))
+    return found
+
+
+# By model, in this order: eval randomness copies the model, which a forward with gradients on can
+# make impossible (it leaves graph tensors in some models' caches: timm's LeViT attention biases).
+MODEL_PROBES = {
+    "eval randomness": ("NN301", eval_randomness),
+    "stuck constant init": ("NN201", stuck_findings),
+    "reshape decoding": ("NN101", reorders),
+}
+
+
+def runtime_findings(session: ProbeSession, static_findings: list[dict]) -> tuple[list[RuntimeFinding], list[str]]:
+    """What the probes found on the session's models, one finding per line, and the probes that failed."""
+    found: list[RuntimeFinding] = []
+    failed: list[str] = []
+
+    def run(name: str, code: str, probe, *args) -> None:
+        with session.charging(code):
+            try:
+                found.extend(probe(session, *args))
+            except Exception as error:  # the model fails under this probe (Inception's train-mode aux head
+                # on small inputs): the other probes still report
+                reason = f"the {name} probe raised {type(error).__name__}: {str(error)[:200]}"
+                if reason not in failed:
+                    failed.append(reason)
+
     for record in session.models:
-        for site, calls in reshapes_by_site(session, record).items():
-            # A reshape in another file is that file's job's finding.
-            if not session.owns(site.path) or site in found or (site.path, site.line) in reported:
-                continue
-            kind, example = site_verdict(calls)
-            if kind == REORDER:
-                evidence, data = describe_reorder(record, example)
-                message = f"{example.call}() reorders dims instead of merging or splitting them in order"
-                found[site] = RuntimeFinding("NN101", site.path, site.line, message, evidence, data)
-    reorders = [found[site] for site in sorted(found, key=lambda s: (Path(s.path).name, s.line))]
-    return reorders + per_sample_findings(session, static_findings)
+        for name, (code, probe) in MODEL_PROBES.items():
+            run(name, code, probe, record)
+    run("per-sample gradient", "NN102", per_sample_findings, static_findings)
+    judged = {(f["code"], f["path"], f["line"]) for f in static_findings}
+    unique = {(f.code, f.path, f.line): f for f in reversed(found) if (f.code, f.path, f.line) not in judged}
+    return sorted(unique.values(), key=lambda f: (Path(f.path).name, f.line, f.code)), failed

@@ -1,0 +1,172 @@
+"""Init symmetry (NN201), child side: which weights set to a constant at a user's line stay stuck.
+
+A weight matrix (a tensor of two or more dims) that the user's code set to a
+constant is stuck if, after one probe forward and backward, it gets no
+gradient, or identical gradient rows (its units stay interchangeable). At
+step 0 a weight also gets no gradient when a constant weight after it blocks
+the way (a zero-initialised head, a residual branch's zero gamma), which the
+first update lifts; so the backward runs with every other constant parameter
+re-drawn: biases, norm scales, torch's own defaults. The suspects stay
+constant together; a line still stuck while other lines' weights were kept
+constant (a zero head learns, yet blocks the LoRA B before it) is judged
+again with only its own kept.
+
+Vectors (biases, norm scales, gates) set to a constant are judged but never
+stuck: they have no rows to keep symmetric, and a vector without gradient is
+blocked or dead, not badly initialised.
+
+Cost: one forward and backward, plus one per line stuck beside other lines' suspects.
+The static rule's runtime check (rules/nn201_zero_weight_init.py) and the
+model-wide probe (`stuck_findings`) share these verdicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from nnlint.confirm.intercept import Site, tensors_in
+from nnlint.confirm.protocol import RuntimeFinding
+
+if TYPE_CHECKING:
+    from nnlint.confirm.session import ModelRecord, ProbeSession
+
+LEARNS = "learns"
+Gradients = dict[str, "torch.Tensor | None"]
+
+
+@dataclass
+class InitVerdict:
+    """The parameters one line set to a constant, how each did, and those that stay stuck."""
+
+    site: Site
+    set_here: dict[str, str]  # parameter -> "learns" / "no gradient" / "identical gradient rows"
+    stuck: dict[str, str]  # the weight matrices among them that stay so, judged alone where it mattered
+    unused: set[str]  # parameters the forward never used: no verdict
+
+    def evidence(self, model: str) -> str:
+        if not self.stuck:
+            return f"after one backward of {model}, all {len(self.set_here)} weights set here learn and differ by unit"
+        examples = ", ".join(f"{name} ({how})" for name, how in list(self.stuck.items())[:3])
+        return (
+            f"after one backward of {model} (every other constant weight re-drawn), "
+            f"{len(self.stuck)} of {len(self.set_here)} weights set here are stuck: {examples}"
+        )
+
+
+def init_verdicts(session: ProbeSession, record: ModelRecord) -> dict[Site, InitVerdict]:
+    """A verdict for every user line that set some of the model's parameters to a constant, computed once."""
+    if record.init_verdicts is None:
+        with session.charging("NN201"):
+            record.init_verdicts = _judge(session, record)
+    return record.init_verdicts
+
+
+def _judge(session: ProbeSession, record: ModelRecord) -> dict[Site, InitVerdict]:
+    set_at = _constant_parameters_by_site(record)
+    if not set_at:
+        return {}
+    suspects = {site: {name for name in names if record.initial_parameters[name].dim() > 1} for site, names in set_at.items()}
+    with _redrawn_except(record, session.seed, set().union(*suspects.values())):
+        gradients = _backward(session, record)
+    verdicts = {}
+    for site, names in set_at.items():
+        how = {name: _how(gradients[name]) for name in names}
+        stuck = {name: how[name] for name in suspects[site] if how[name] != LEARNS and gradients[name] is not None}
+        verdicts[site] = InitVerdict(site, how, stuck, {name for name in names if gradients[name] is None})
+    every_suspect = set().union(*suspects.values())
+    alone: dict[frozenset[str], Gradients] = {}  # by the suspects kept: lines that set the same weights share it
+    for verdict in verdicts.values():
+        kept = frozenset(suspects[verdict.site])
+        if verdict.stuck and kept != every_suspect:  # another line's weight, kept constant, may block this one
+            if kept not in alone:
+                with _redrawn_except(record, session.seed, kept):
+                    alone[kept] = _backward(session, record)
+            verdict.stuck = {name: how for name in verdict.stuck if (how := _how(alone[kept][name])) != LEARNS}
+    return verdicts
+
+
+def stuck_findings(session: ProbeSession, record: ModelRecord) -> list[RuntimeFinding]:
+    """NN201 where no finding pointed: each line of the session's own files whose constant weights are stuck."""
+    found = []
+    for site, verdict in init_verdicts(session, record).items():
+        if not verdict.stuck or not session.owns(site.path):
+            continue
+        calls = sorted({call.call for call in record.init_calls if call.site == site})
+        message = f"{'/'.join(calls)}() sets weights to a constant that never learn or never break symmetry"
+        data = {"model": record.name, "parameters": {**verdict.set_here, **verdict.stuck}}
+        found.append(RuntimeFinding("NN201", site.path, site.line, message, verdict.evidence(record.name), data))
+    return found
+
+
+def _constant_parameters_by_site(record: ModelRecord) -> dict[Site, list[str]]:
+    """The parameters each init call of the user's set, among those still constant when the model was built."""
+    names_by_pointer: dict[int, list[str]] = {}
+    for name, parameter in record.probe.module.named_parameters():
+        initial = record.initial_parameters[name]
+        if _constant(initial):
+            names_by_pointer.setdefault(parameter.data_ptr(), []).append(name)
+    set_at: dict[Site, list[str]] = {}
+    for call in record.init_calls:
+        for name in names_by_pointer.get(call.data_ptr, []):
+            if name not in set_at.setdefault(call.site, []):
+                set_at[call.site].append(name)
+    ordered = sorted(set_at, key=lambda site: (site.path, site.line))
+    return {site: set_at[site] for site in ordered if set_at[site]}
+
+
+def _constant(tensor: torch.Tensor) -> bool:
+    return bool((tensor == tensor.flatten()[0]).all())
+
+
+def _how(gradient: torch.Tensor | None) -> str:
+    if gradient is None or not bool(gradient.any()):
+        return "no gradient"
+    if gradient.dim() > 1 and gradient.shape[0] > 1 and bool((gradient == gradient[:1]).all()):
+        return "identical gradient rows"
+    return LEARNS
+
+
+def _backward(session: ProbeSession, record: ModelRecord) -> Gradients:
+    """Parameter gradients after one train-mode forward and backward of a random projection of the
+    output (a plain sum can cancel: softmax outputs sum to 1)."""
+    module: nn.Module = record.probe.module
+    module.zero_grad(set_to_none=True)
+    module.train()
+    torch.manual_seed(session.seed)
+    session.count_pass(record, "forward")
+    outputs = [t for t in tensors_in(module(record.probe.probe_input(0, session.seed))) if t.is_floating_point()]
+    generator = torch.Generator().manual_seed(session.seed)
+    loss = sum((t * torch.randn(t.shape, generator=generator)).sum() for t in outputs)
+    loss.backward()
+    session.count_pass(record, "backward")
+    module.eval()
+    gradients = {name: p.grad for name, p in module.named_parameters()}
+    module.zero_grad(set_to_none=True)
+    return gradients
+
+
+@contextmanager
+def _redrawn_except(record: ModelRecord, seed: int, kept: set[str]) -> Iterator[None]:
+    """The model with every parameter that was constant when built, but those in `kept`, re-drawn;
+    restored after (in place: a copy of the model costs memory, and some models refuse deepcopy)."""
+    module = record.probe.module
+    generator = torch.Generator().manual_seed(seed)
+    redrawn = []
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            initial = record.initial_parameters[name]
+            if name not in kept and _constant(initial):
+                parameter.copy_(torch.randn(parameter.shape, generator=generator))
+                redrawn.append((parameter, initial))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for parameter, initial in redrawn:
+                parameter.copy_(initial)
