@@ -6,6 +6,7 @@ These run the real sandbox (a child process importing torch), so each
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,8 @@ EXPECTED_STATUS = {
     ("confirm/batch_mixing.py", 31, "NN102"): "confirmed",  # runtime only: norm over dim 0 of a conv output
     ("confirm/batch_mixing.py", 45, "NN102"): "confirmed",  # runtime only: MultiheadAttention, batch_first=False
     ("confirm/batch_mixing.py", 77, "NN102"): "refuted",  # a batch mean kept for logging, detached
+    ("confirm/model_wide.py", 10, "NN201"): "confirmed",  # runtime only: constant weights set by a helper
+    ("confirm/model_wide.py", 15, "NN301"): "confirmed",  # runtime only: dropout in a helper of forward()
 }
 
 
@@ -158,3 +161,42 @@ def test_the_static_pass_and_the_cli_need_no_torch():
     assert static.returncode == 1 and "NN301" in static.stdout, static.stderr
     confirm = subprocess.run([sys.executable, "-c", blocked, "buggy_vit", "--confirm"], cwd=FIXTURES, capture_output=True, text=True)
     assert confirm.returncode == 2 and "nnlint[runtime]" in confirm.stderr
+
+
+def _confirmation(directory: Path):
+    """The confirm pass run in-process on `directory`, as `nnlint --confirm` inside it would (for its pass counts)."""
+    from nnlint.config import find_config, load_settings
+    from nnlint.confirm.run import confirm
+    from nnlint.discover import FileFinder
+    from nnlint.runner import display_path, run
+
+    settings = load_settings(find_config(directory), directory)
+    files = FileFinder(settings.root, settings.exclude_spec()).find([directory])
+    static = run(files, settings, directory, 1)
+    return confirm(static.findings, files, settings, {path: display_path(path, directory) for path in files})
+
+
+def test_model_wide_probes_judge_weights_the_users_helpers_set(monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    report = invoke("confirm/model_wide.py", "--confirm", "--format", "json").json()
+    stuck = next(f for f in report["findings"] if f["code"] == "NN201")["evidence"]["parameters"]
+    # The hidden layer's units stay interchangeable; the output layer after it learns (its rows see
+    # different errors), so one line can hold a stuck weight and a learning one.
+    assert stuck == {"hidden.weight": "identical gradient rows", "out.weight": "learns"}
+
+
+def test_every_fixture_model_stays_within_the_pass_budget():
+    from nnlint.confirm.models import PROBE_BATCHES
+
+    budget = 2 * math.ceil(math.log2(PROBE_BATCHES[0])) + 6
+    for directory in (FIXTURES, FIXTURES / "confirm" / "causal"):
+        confirmation = _confirmation(directory)
+        for path, models in confirmation.passes.items():
+            for model, passes in models.items():
+                assert passes["forward"] + passes["backward"] <= budget, (path, model, confirmation.costs[path][model])
+    # A stuck-looking LoRA B behind a zero head is judged again alone: one more pass, and it learns.
+    wide = _confirmation(FIXTURES / "confirm")
+    assert wide.costs["model_wide.py"]["ZeroStart"]["by_check"]["NN201"] == {"forward": 2, "backward": 2}
+    assert wide.costs["model_wide.py"]["ConstantHelperNet"]["by_check"]["NN201"] == {"forward": 1, "backward": 1}
+    causal = _confirmation(FIXTURES / "confirm" / "causal").costs["decoder.py"]["LeakyDecoder"]["by_check"]
+    assert causal["NN103"] == {"forward": 1, "backward": 1}

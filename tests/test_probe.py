@@ -69,14 +69,16 @@ NETS = textwrap.dedent(
             return x @ self.weight
 
 
-    class EvalOnly(Tokens):
+    class NoGrad(Tokens):
+        # Refuses gradients: the init probe, which needs them, fails; the others still report.
+
         def __init__(self):
             super().__init__()
-            nn.init.zeros_(self.mix.bias)
+            nn.init.zeros_(self.mix.weight)
 
         def forward(self, x):
-            if self.training:
-                raise RuntimeError("this model only runs in eval()")
+            if torch.is_grad_enabled():
+                raise RuntimeError("this model runs under no_grad only")
             return super().forward(x)
 
 
@@ -139,11 +141,12 @@ def test_a_reorder_no_finding_pointed_at_is_confirmed_at_the_users_line(project,
 
 @needs_torch
 def test_a_probe_the_model_fails_is_an_nn902_and_the_other_probes_still_report(project, nnlint):
-    outcome = nnlint("probe", "pkg.nets:EvalOnly", "--format", "json")
+    outcome = nnlint("probe", "pkg.nets:NoGrad", "--format", "json")
     assert outcome.exit_code == 1
     assert outcome.located() == [("pkg/nets.py", REORDER_LINE, "NN101")]
     [error] = outcome.json()["errors"]
-    assert error["code"] == "NN902" and "this model only runs in eval()" in error["message"]
+    assert error["code"] == "NN902" and "stuck constant init probe raised RuntimeError" in error["message"]
+    assert "this model runs under no_grad only" in error["message"]
 
 
 @needs_torch

@@ -5,9 +5,8 @@ constant is stuck if, after one probe forward and backward, it gets no
 gradient, or identical gradient rows (its units stay interchangeable). At
 step 0 a weight also gets no gradient when a constant weight after it blocks
 the way (a zero-initialised head, a residual branch's zero gamma), which the
-first update lifts; so the backward runs with every other constant parameter
-re-drawn: biases, norm scales, torch's own defaults. The suspects stay
-constant together; a line still stuck while other lines' weights were kept
+first update lifts; so the backward runs with the other blockers (all-zero
+parameters that multiply) re-drawn. The suspects stay constant together; a line still stuck while other lines' weights were kept
 constant (a zero head learns, yet blocks the LoRA B before it) is judged
 again with only its own kept.
 
@@ -54,7 +53,7 @@ class InitVerdict:
             return f"after one backward of {model}, all {len(self.set_here)} weights set here learn and differ by unit"
         examples = ", ".join(f"{name} ({how})" for name, how in list(self.stuck.items())[:3])
         return (
-            f"after one backward of {model} (every other constant weight re-drawn), "
+            f"after one backward of {model} (the other all-zero weights re-drawn), "
             f"{len(self.stuck)} of {len(self.set_here)} weights set here are stuck: {examples}"
         )
 
@@ -133,11 +132,12 @@ def _how(gradient: torch.Tensor | None) -> str:
 
 
 def _backward(session: ProbeSession, record: ModelRecord) -> Gradients:
-    """Parameter gradients after one train-mode forward and backward of a random projection of the
-    output (a plain sum can cancel: softmax outputs sum to 1)."""
+    """Parameter gradients after one eval-mode forward and backward of a random projection of the
+    output (a plain sum can cancel: softmax outputs sum to 1). Eval mode: dropout masks would make
+    the rows of a symmetric layer differ by chance."""
     module: nn.Module = record.probe.module
     module.zero_grad(set_to_none=True)
-    module.train()
+    module.eval()
     torch.manual_seed(session.seed)
     session.count_pass(record, "forward")
     outputs = [t for t in tensors_in(module(record.probe.probe_input(0, session.seed))) if t.is_floating_point()]
@@ -145,7 +145,6 @@ def _backward(session: ProbeSession, record: ModelRecord) -> Gradients:
     loss = sum((t * torch.randn(t.shape, generator=generator)).sum() for t in outputs)
     loss.backward()
     session.count_pass(record, "backward")
-    module.eval()
     gradients = {name: p.grad for name, p in module.named_parameters()}
     module.zero_grad(set_to_none=True)
     return gradients
@@ -153,15 +152,18 @@ def _backward(session: ProbeSession, record: ModelRecord) -> Gradients:
 
 @contextmanager
 def _redrawn_except(record: ModelRecord, seed: int, kept: set[str]) -> Iterator[None]:
-    """The model with every parameter that was constant when built, but those in `kept`, re-drawn;
-    restored after (in place: a copy of the model costs memory, and some models refuse deepcopy)."""
+    """The model with its blockers, but those in `kept`, re-drawn: the parameters that were all zero
+    when built and multiply (a zero head, a zero gamma). Biases and non-zero constants let gradients
+    through, and re-drawing them would break the very symmetry under test. Restored after (in place:
+    a copy of the model costs memory, and some models refuse deepcopy)."""
     module = record.probe.module
     generator = torch.Generator().manual_seed(seed)
     redrawn = []
     with torch.no_grad():
         for name, parameter in module.named_parameters():
             initial = record.initial_parameters[name]
-            if name not in kept and _constant(initial):
+            blocks = not bool(initial.any()) and name.rpartition(".")[2] != "bias"
+            if name not in kept and blocks:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator))
                 redrawn.append((parameter, initial))
     try:
