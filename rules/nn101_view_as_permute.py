@@ -454,7 +454,7 @@ def masked(mask):
         splits in order refute, equal sizes that allow both readings leave it unverifiable."""
         from nnlint.confirm.universal import describe_reorder, reshapes_by_site, site_verdict
 
-        models = session.models_covering(finding.path, finding.line)
+        models = session.models_covering(finding.path, finding.line, shapes_will_do=True)
         if not models:
             return unverifiable(session.why_uncovered(finding.path, finding.line))
         model = models[0]

@@ -26,6 +26,7 @@ EXPECTED_STATUS = {
     ("confirm/hostile/exit_at_import.py", 19, "NN301"): "confirmed",  # nor the sys.exit
     ("confirm/hostile/wait_at_import.py", 19, "NN301"): "confirmed",  # nor the endless wait
     ("confirm/hostile/huge_model.py", 13, "NN301"): "unverifiable",  # over the memory cap
+    ("confirm/hostile/huge_model.py", 28, "NN101"): "confirmed",  # too big too, but shapes need no memory
     ("confirm/hostile/crash_in_forward.py", 16, "NN301"): "unverifiable",  # segfault: NN902
     ("confirm/schedules/short_run.py", 12, "NN401"): "confirmed",  # StepLR(30) never fires in 20 epochs
     ("confirm/schedules/cosine_per_batch.py", 23, "NN402"): "confirmed",  # T_max=30 reached after 30 batches
@@ -61,15 +62,24 @@ def test_each_planted_case_gets_its_status(confirmed_report):
 
 
 def test_a_crash_is_an_nn902_naming_the_signal_and_the_users_frame(confirmed_report):
-    errors = confirmed_report.json()["errors"]
-    assert [(e["path"], e["code"]) for e in errors] == [("confirm/hostile/crash_in_forward.py", "NN902")]
-    assert "SIGSEGV" in errors[0]["message"]
-    assert "crash_in_forward.py" in errors[0]["output_tail"]
+    errors = {e["path"]: e for e in confirmed_report.json()["errors"]}
+    assert {path: e["code"] for path, e in errors.items()} == {
+        "confirm/hostile/crash_in_forward.py": "NN902",
+        "confirm/hostile/huge_model.py": "NN902",  # the probes that need numbers did not run
+    }
+    crash = errors["confirm/hostile/crash_in_forward.py"]
+    assert "SIGSEGV" in crash["message"]
+    assert "crash_in_forward.py" in crash["output_tail"]
 
 
-def test_unverifiable_says_why(confirmed_report):
-    huge = next(f for f in confirmed_report.json()["findings"] if f["path"].endswith("huge_model.py"))
-    assert "allocate" in huge["evidence"]["summary"]
+def test_a_model_over_the_memory_cap_gets_its_shapes_checked_on_the_meta_device(confirmed_report):
+    huge = {f["code"]: f for f in confirmed_report.json()["findings"] if f["path"].endswith("huge_model.py")}
+    why = huge["NN301"]["evidence"]["summary"]
+    assert "Giant has 10,000,100,000 parameters (37.3 GiB), over the probe's memory cap of 4096 MiB" in why
+    assert "raise `memory` in [tool.nnlint.confirm]" in why
+    assert huge["NN101"]["evidence"]["permutation"] == [0, 2, 3, 1]  # GiantPatches, 596 GiB of parameters
+    skipped = next(e for e in confirmed_report.json()["errors"] if e["path"].endswith("huge_model.py"))
+    assert "only its shapes were checked, on the meta device" in skipped["message"]
 
 
 def test_refuted_findings_are_hidden_by_default(monkeypatch):

@@ -75,7 +75,7 @@ def _worker(index: int, job: dict, request: dict) -> None:
     limit = request["memory_mb"] * MIB
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
-        result = {"ok": _run_job(job, request["project"])}
+        result = {"ok": _run_job(job, {**request["project"], "memory_mb": request["memory_mb"]})}
     except BaseException as error:  # SystemExit and KeyboardInterrupt from user code included
         traceback.print_exc()
         what = f"sys.exit({error.code!r})" if isinstance(error, SystemExit) else f"{type(error).__name__}: {error}"

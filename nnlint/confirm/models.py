@@ -115,11 +115,13 @@ class ProbeModel:
     note: str = ""  # what was assumed, for the evidence
     inputs: dict[int, torch.Tensor] = field(default_factory=dict)
     second_sizes: tuple[int, ...] | None = None  # the second probe's free sizes, when its own are rejected
+    shapes_only: str = ""  # why it was built on the meta device (no numbers: only shape checks run)
 
     def probe_input(self, probe: int = 0, seed: int = 0) -> torch.Tensor:
         if probe not in self.inputs:
             generator = torch.Generator().manual_seed(seed + probe)
-            self.inputs[probe] = self.spec.make(self._sizes(probe), generator)
+            made = self.spec.make(self._sizes(probe), generator)
+            self.inputs[probe] = made.to("meta") if self.shapes_only else made
         return self.inputs[probe]
 
     def describe_input(self, probe: int = 0) -> str:
@@ -177,12 +179,15 @@ def constructions(
     return options
 
 
-def build(cls: Callable, configured: dict[str, Any], seen_calls: list[dict], seed: int) -> tuple[nn.Module, str]:
+def build(
+    cls: Callable, configured: dict[str, Any], seen_calls: list[dict], seed: int, device: str | None = None
+) -> tuple[nn.Module, str]:
     """The first construction that works; BuildError naming the config entry to add when none does.
 
     `cls` is the class (or function) the config entry is named after; a
     `factory` in the entry is called instead, with the entry's arguments only
     (the project's calls of the class say nothing about the factory's).
+    `device="meta"` builds it without memory: parameters with shapes and no data.
     """
     entry = getattr(cls, "__name__", str(cls))
     maker = resolve_callable(configured["factory"]) if "factory" in configured else cls
@@ -190,7 +195,8 @@ def build(cls: Callable, configured: dict[str, Any], seen_calls: list[dict], see
     for args, kwargs, described in constructions(maker, configured, [] if maker is not cls else seen_calls, entry):
         torch.manual_seed(seed)
         try:
-            model = maker(*args, **kwargs)
+            with torch.device(device) if device else nullcontext():
+                model = maker(*args, **kwargs)
         except TypeError as error:
             failures.append(f"{described}: {error}")
             continue
@@ -200,6 +206,24 @@ def build(cls: Callable, configured: dict[str, Any], seen_calls: list[dict], see
     needs = failures[-1].split(": ", 1)[-1] if failures else ""
     raise BuildError(
         f"{entry} cannot be built ({needs}): add [tool.nnlint.models.{entry}] with args = [...] / kwargs = {{...}}"
+    )
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """The allocator refused (the probe process's memory cap, or the machine's)."""
+    return isinstance(error, MemoryError) or (
+        isinstance(error, RuntimeError) and "allocate" in str(error) and "memory" in str(error)
+    )
+
+
+def shapes_only_reason(name: str, module: nn.Module, memory_mb: int | None) -> str:
+    """Why a model built on the meta device gets shape checks only, with its size."""
+    count = sum(parameter.numel() for parameter in module.parameters())
+    gib = sum(parameter.numel() * parameter.element_size() for parameter in module.parameters()) / 2**30
+    cap = f" over the probe's memory cap of {memory_mb} MiB" if memory_mb else " more than the probe process may allocate"
+    return (
+        f"{name} has {count:,} parameters ({gib:.1f} GiB),{cap}: only its shapes were checked, on the meta "
+        f"device (raise `memory` in [tool.nnlint.confirm] or configure a smaller {name} in [tool.nnlint.models.{name}])"
     )
 
 

@@ -20,7 +20,17 @@ from torch import nn
 
 from nnlint.confirm import per_sample
 from nnlint.confirm.intercept import INIT_FUNCTIONS, CallWatcher, LayoutCall, Site, install_layout_hooks, recording_layout, tensors_in
-from nnlint.confirm.models import BuildError, InputSpec, ProbeModel, build, fit_input, infer_input, parse_input_spec
+from nnlint.confirm.models import (
+    BuildError,
+    InputSpec,
+    ProbeModel,
+    build,
+    fit_input,
+    infer_input,
+    out_of_memory,
+    parse_input_spec,
+    shapes_only_reason,
+)
 from nnlint.confirm.safe_load import SafeImporter, module_name
 
 # Calls that can leave a tensor constant; recorded during construction with the user's line when the
@@ -82,6 +92,7 @@ class ProbeSession:
         self.constructor_calls: dict[str, list[dict]] = project["constructor_calls"]
         self.unbuilt: dict[str, str] = {}  # class name -> why it could not be built or probed
         self.check = "unattributed"  # who pays for the passes run now (see `charging`)
+        self.memory_mb: int | None = project.get("memory_mb")  # the probe process's cap, for messages
         install_layout_hooks()  # before the user's modules import torch's functions by name
 
     # -- loading and building -------------------------------------------------------------
@@ -120,11 +131,21 @@ class ProbeSession:
             if isinstance(target, torch.Tensor) and target.numel():
                 init_calls.append(InitCall(site, name, target.data_ptr()))
 
+        seen_calls = self.constructor_calls.get(cls.__name__, [])
         try:
-            with CallWatcher(self.user_files, record_init, INIT_CALLS, through=INIT_FUNCTIONS):
-                module, built_with = build(cls, configured, self.constructor_calls.get(cls.__name__, []), self.seed)
+            try:
+                with CallWatcher(self.user_files, record_init, INIT_CALLS, through=INIT_FUNCTIONS):
+                    module, built_with = build(cls, configured, seen_calls, self.seed)
+                shapes_only = ""
+            except Exception as error:  # too big for the memory cap: its shapes can still be checked
+                if not out_of_memory(error):
+                    raise
+                init_calls.clear()
+                module, built_with = build(cls, configured, seen_calls, self.seed, device="meta")
+                shapes_only = shapes_only_reason(cls.__name__, module, self.memory_mb)
             spec: InputSpec = parse_input_spec(configured["input"]) if "input" in configured else infer_input(module)
             probe = ProbeModel(cls.__name__, module, built_with, spec, causal=configured.get("causal", False))
+            probe.shapes_only = shapes_only
             layout: dict[int, list[LayoutCall]] = {}
             fit_forwards = fit_input(probe, self.seed, lambda index: self._tracing_layout(layout, index))
         except BuildError as error:
@@ -134,21 +155,28 @@ class ProbeSession:
             self.unbuilt[cls.__name__] = f"{cls.__name__} failed while being built or run: {type(error).__name__}: {error}"
             return None
         record = ModelRecord(probe, init_calls, fit_forwards=fit_forwards, layout=layout)
-        record.initial_parameters = {name: p.detach().clone() for name, p in module.named_parameters()}
+        if not shapes_only:
+            record.initial_parameters = {name: p.detach().clone() for name, p in module.named_parameters()}
         return record
 
-    def models_covering(self, path: str, line: int) -> list[ModelRecord]:
-        """Built models that contain a module class whose source spans path:line."""
-        return [record for record in self.models if any(_spans(type(sub), path, line) for sub in record.probe.module.modules())]
+    def models_covering(self, path: str, line: int, shapes_will_do: bool = False) -> list[ModelRecord]:
+        """Built models that contain a module class whose source spans path:line; those built on the
+        meta device only for a check that needs no numbers (`shapes_will_do`)."""
+        return [
+            record for record in self.models
+            if (shapes_will_do or not record.probe.shapes_only)
+            and any(_spans(type(sub), path, line) for sub in record.probe.module.modules())
+        ]  # fmt: skip
 
     def owns(self, path: str) -> bool:
         """Whether a runtime finding in `path` is this session's to report (another file's is that file's job's)."""
         return path == self.path
 
     def why_uncovered(self, path: str, line: int) -> str:
-        """The `unverifiable` reason when no built model covers path:line."""
-        if self.unbuilt:
-            return "; ".join(self.unbuilt.values())
+        """The `unverifiable` reason when no built model covers path:line (for the check that asked)."""
+        too_big = [record.probe.shapes_only for record in self.models_covering(path, line, shapes_will_do=True)]
+        if too_big or self.unbuilt:
+            return "; ".join([*too_big, *self.unbuilt.values()])
         return f"no model built from {Path(path).name} runs line {line}"
 
     # -- probes ---------------------------------------------------------------------------
@@ -230,6 +258,8 @@ class ProbeSession:
 
     def batch_coupling(self, record: ModelRecord):
         """NN102's per-sample gradient probe (nnlint.confirm.per_sample), once per model."""
+        if record.probe.shapes_only:
+            return per_sample.BatchCoupling(record.name, reason=record.probe.shapes_only)
         if record.batch_coupling is None:
             with self.charging("NN102"):
                 record.batch_coupling = per_sample.batch_coupling(self, record)

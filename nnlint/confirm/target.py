@@ -89,6 +89,13 @@ def probe_target(job: dict, project: dict) -> dict:
         "runtime_findings": [vars(f) for f in found],
         "failed": failed,
         "model": {"name": record.name, "built_with": record.probe.built_with, "input": record.probe.describe_input()},
-        "files_run": sorted({site.path for site in session.eval_determinism(record).sites_run}),
+        "files_run": sorted({site.path for site in _sites_run(session, record)}),
         **session.pass_counts(),
     }
+
+
+def _sites_run(session: ProbeSession, record: ModelRecord) -> set:
+    """The user's lines the model's forward ran (for the files and lines counted in the report)."""
+    if record.probe.shapes_only:
+        return {call.site for calls in record.layout.values() for call in calls}
+    return session.eval_determinism(record).sites_run
