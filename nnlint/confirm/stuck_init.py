@@ -76,7 +76,10 @@ def _judge(session: ProbeSession, record: ModelRecord) -> dict[Site, InitVerdict
     verdicts = {}
     for site, names in set_at.items():
         how = {name: _how(gradients[name]) for name in names}
-        stuck = {name: how[name] for name in suspects[site] if how[name] != LEARNS and gradients[name] is not None}
+        stuck = {
+            name: how[name] for name in names  # in the model's order: the evidence must not vary between runs
+            if name in suspects[site] and how[name] != LEARNS and gradients[name] is not None
+        }  # fmt: skip
         verdicts[site] = InitVerdict(site, how, stuck, {name for name in names if gradients[name] is None})
     every_suspect = set().union(*suspects.values())
     alone: dict[frozenset[str], Gradients] = {}  # by the suspects kept: lines that set the same weights share it
