@@ -80,7 +80,8 @@ def interception_overhead(fixtures: Path, shown_path: str, rounds: int) -> list[
     """Time one file's models in a fresh process (this script with --time-file)."""
     from nnlint.config import find_config, load_settings
     from nnlint.confirm.project import read_project
-    from nnlint.confirm.run import ConfirmSettings, sandbox_project
+    from nnlint.confirm.run import sandbox_project
+    from nnlint.confirm.settings import ConfirmSettings
     from nnlint.discover import FileFinder
 
     settings = load_settings(find_config(fixtures), fixtures.parent)

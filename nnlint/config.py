@@ -156,6 +156,16 @@ def load_settings(config_file: Path | None, cwd: Path) -> Settings:
     max_size = table.get("max-file-size", DEFAULT_MAX_FILE_SIZE)
     if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size <= 0:
         raise ConfigError(f"{where}: `max-file-size` must be a positive number of bytes")
+    for key in ("confirm", "models"):
+        if not isinstance(table.get(key, {}), dict):
+            raise ConfigError(f"{where}: `{key}` must be a table ([tool.nnlint.{key}])")
+    from nnlint.confirm.settings import ConfirmSettings, model_entries  # it imports ConfigError from here
+
+    try:
+        ConfirmSettings.from_table(table.get("confirm", {}))
+        model_entries(table.get("models", {}))
+    except ConfigError as error:
+        raise ConfigError(f"{config_file} {error}") from None
     return Settings(
         root=config_file.parent,
         config_file=config_file,

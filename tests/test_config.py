@@ -103,6 +103,10 @@ def test_explicit_config_file(nnlint, write):
         ("[tool.nnlint]\nmax-file-size = '2MB'\n", "`max-file-size` must be a positive number"),
         ("[tool.nnlint]\nmax-file-size = 0\n", "`max-file-size` must be a positive number"),
         ("[tool.nnlint\nselect = ['NN301']\n", "invalid TOML"),
+        # The confirm pass's settings are checked by every run, not only once --confirm uses them.
+        ("[tool.nnlint.confirm]\ntimout = 3\n", "[tool.nnlint.confirm]: unknown key(s) timout"),
+        ("[tool.nnlint.models.Net]\nargs = 3\n", "[tool.nnlint.models.Net]: `args` must be a list"),
+        ("[tool.nnlint]\nconfirm = 3\n", "`confirm` must be a table"),
     ],
 )
 def test_bad_config_is_a_usage_error_that_names_the_file(nnlint, write, toml, complaint):

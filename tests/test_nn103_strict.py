@@ -17,7 +17,7 @@ import pytest
 from conftest import invoke
 
 from nnlint.config import ConfigError
-from nnlint.confirm.run import model_entries
+from nnlint.confirm.settings import model_entries
 
 CAUSAL = Path(__file__).resolve().parent.parent / "fixtures" / "confirm" / "causal"
 WAVENET_FORWARD = 24  # the subclass inherits WaveNet.forward: findings are reported there

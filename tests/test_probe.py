@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 from nnlint.config import ConfigError
-from nnlint.confirm.run import model_entries
+from nnlint.confirm.settings import model_entries
 from nnlint.confirm.safe_load import SafeImporter
 
 needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the probe runs models")

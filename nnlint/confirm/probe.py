@@ -17,13 +17,13 @@ from nnlint.config import Settings
 from nnlint.confirm.project import read_project
 from nnlint.confirm.run import (
     PROBE_FAILED,
-    ConfirmSettings,
     _probe_failed,
     _runtime_finding,
     sandbox_project,
     wanted_findings,
 )
 from nnlint.confirm.sandbox import run_jobs
+from nnlint.confirm.settings import ConfirmSettings
 from nnlint.discover import FileFinder
 from nnlint.finding import Diagnostic, Finding
 from nnlint.runner import RunResult, display_path
