@@ -173,7 +173,7 @@ def test_the_static_pass_and_the_cli_need_no_torch():
     assert confirm.returncode == 2 and "nnlint[runtime]" in confirm.stderr
 
 
-def _confirmation(directory: Path):
+def _confirmation(directory: Path, progress: bool = False):
     """The confirm pass run in-process on `directory`, as `nnlint --confirm` inside it would (for its pass counts)."""
     from nnlint.config import find_config, load_settings
     from nnlint.confirm.run import confirm
@@ -183,7 +183,8 @@ def _confirmation(directory: Path):
     settings = load_settings(find_config(directory), directory)
     files = FileFinder(settings.root, settings.exclude_spec()).find([directory])
     static = run(files, settings, directory, 1)
-    return confirm(static.findings, files, settings, {path: display_path(path, directory) for path in files})
+    display = {path: display_path(path, directory) for path in files}
+    return confirm(static.findings, files, settings, display, progress=progress)
 
 
 def test_model_wide_probes_judge_weights_the_users_helpers_set(monkeypatch):
@@ -210,3 +211,10 @@ def test_every_fixture_model_stays_within_the_pass_budget():
     assert wide.costs["model_wide.py"]["ConstantHelperNet"]["by_check"]["NN201"] == {"forward": 1, "backward": 1}
     causal = _confirmation(FIXTURES / "confirm" / "causal").costs["decoder.py"]["LeakyDecoder"]["by_check"]
     assert causal["NN103"] == {"forward": 1, "backward": 1}
+
+
+def test_progress_names_each_model_as_it_is_probed(capsys):
+    _confirmation(FIXTURES / "confirm" / "needs_args", progress=True)
+    shown = capsys.readouterr().err
+    assert "probing KeywordNet (model.py)" in shown
+    assert shown.endswith("\r\x1b[K")  # the line is cleared before the report

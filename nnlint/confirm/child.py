@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from nnlint.confirm.protocol import ProbeFinding, unverifiable
@@ -25,7 +26,7 @@ from nnlint.confirm.protocol import ProbeFinding, unverifiable
 MIB = 1024 * 1024
 
 
-def _run_job(job: dict, project: dict) -> dict:
+def _run_job(job: dict, project: dict, on_model: Callable[[str], None]) -> dict:
     """Verdicts for the job's findings, and what the universal probes found (runs in the worker)."""
     if "target" in job:  # `nnlint probe MODULE:CALLABLE`
         from nnlint.confirm.target import probe_target
@@ -36,6 +37,7 @@ def _run_job(job: dict, project: dict) -> dict:
     from nnlint.rule import rule_by_code
 
     session = ProbeSession(job["path"], project)
+    session.on_model = on_model
     # The universal probes first: eval randomness must copy the model before any forward with gradients on.
     found, failed = [], []
     if job["universal"]:
@@ -62,8 +64,9 @@ def _run_job(job: dict, project: dict) -> dict:
     }
 
 
-def _worker(index: int, job: dict, request: dict) -> None:
-    """The forked worker: isolate, cap, run, write the result; never returns."""
+def _worker(index: int, job: dict, request: dict, progress: int) -> None:
+    """The forked worker: isolate, cap, run, write the result; never returns. It names each model it
+    builds on the `progress` pipe (one short line: atomic beside the other workers' lines)."""
     workdir = Path(request["workdir"])
     os.setpgid(0, 0)
     log = os.open(workdir / f"{index}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -75,7 +78,10 @@ def _worker(index: int, job: dict, request: dict) -> None:
     limit = request["memory_mb"] * MIB
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
-        result = {"ok": _run_job(job, {**request["project"], "memory_mb": request["memory_mb"]})}
+        def on_model(name: str) -> None:
+            os.write(progress, json.dumps({"job": index, "model": name[:200]}).encode() + b"\n")
+
+        result = {"ok": _run_job(job, {**request["project"], "memory_mb": request["memory_mb"]}, on_model)}
     except BaseException as error:  # SystemExit and KeyboardInterrupt from user code included
         traceback.print_exc()
         what = f"sys.exit({error.code!r})" if isinstance(error, SystemExit) else f"{type(error).__name__}: {error}"
@@ -105,14 +111,18 @@ def serve(request: dict) -> None:
     pending = list(enumerate(request["jobs"]))
     running: dict[int, tuple[int, float]] = {}  # pid -> (job index, start)
     workdir = Path(request["workdir"])
+    progress_in, progress_out = os.pipe()
+    os.set_blocking(progress_in, False)
     while pending or running:
         while pending and len(running) < request["parallel"]:
             index, job = pending.pop(0)
             sys.stdout.flush()
             pid = os.fork()
             if pid == 0:
-                _worker(index, job, request)
+                os.close(progress_in)
+                _worker(index, job, request, progress_out)
             running[pid] = (index, time.monotonic())
+        _forward_progress(progress_in)
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid:
             index, _ = running.pop(pid)
@@ -128,6 +138,17 @@ def serve(request: dict) -> None:
                 reason = f"the probe did not finish within {request['timeout']} s (an endless loop or a hang?)"
                 print(json.dumps({"job": index, "outcome": "timeout", "reason": reason}), flush=True)
         time.sleep(0.01)
+
+
+def _forward_progress(pipe: int) -> None:
+    """The model lines the workers wrote, passed on to the parent (which shows them on a terminal)."""
+    try:
+        lines = os.read(pipe, 65536)
+    except BlockingIOError:
+        return
+    if lines:
+        sys.stdout.buffer.write(lines)
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

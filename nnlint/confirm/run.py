@@ -89,14 +89,10 @@ def confirm(
         "parallel": max(1, min(2, os.cpu_count() or 1)),
     }
 
-    def report_progress(index: int) -> None:
-        if progress:
-            done = report_progress.count = getattr(report_progress, "count", 0) + 1
-            print(f"\rnnlint: confirmed {done}/{len(jobs)} files", end="", file=sys.stderr, flush=True)
-
-    outcomes = run_jobs(request, report_progress) if jobs else []
-    if progress and jobs:
-        print(file=sys.stderr)
+    shown_path = {index: display.get(by_absolute.get(job["path"]), job["path"]) for index, job in enumerate(jobs)}
+    status = _Progress(len(jobs), shown_path, shown=progress and bool(jobs))
+    outcomes = run_jobs(request, status.done, status.probing) if jobs else []
+    status.finish()
     judged = list(findings)
     diagnostics, passes, costs, extra = [], {}, {}, []
     for job, outcome in zip(jobs, outcomes):
@@ -125,6 +121,28 @@ def confirm(
     judged = [f for f in judged if show_refuted or f.status != REFUTED]
     judged.sort(key=lambda f: f.sort_key)
     return Confirmation(judged, diagnostics, passes, costs)
+
+
+class _Progress:
+    """One status line on stderr (a terminal only): the model being probed, and the files done."""
+
+    def __init__(self, total: int, shown_path: dict[int, str], shown: bool) -> None:
+        self.total, self.shown_path, self.shown, self.finished = total, shown_path, shown, 0
+
+    def probing(self, job: int, model: str) -> None:
+        self._show(f"probing {model} ({self.shown_path[job]})")
+
+    def done(self, job: int) -> None:
+        self.finished += 1
+        self._show(f"probed {self.shown_path[job]}")
+
+    def finish(self) -> None:
+        if self.shown:
+            print("\r\x1b[K", end="", file=sys.stderr, flush=True)  # the report follows on a clean line
+
+    def _show(self, text: str) -> None:
+        if self.shown:
+            print(f"\r\x1b[Knnlint: {self.finished}/{self.total} files, {text}", end="", file=sys.stderr, flush=True)
 
 
 def _judged(finding: Finding, status: str, sentence: str, data: dict) -> Finding:

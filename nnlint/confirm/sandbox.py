@@ -1,7 +1,7 @@
 """The parent's side of the sandbox: start the child, feed it the request, collect what each worker left.
 
-Never imports torch. The child's own stdout carries one JSON line per
-finished job (used for progress); everything the user's code prints goes to
+Never imports torch. The child's own stdout carries one JSON line per model
+built and per finished job (used for progress); everything the user's code prints goes to
 per-job log files, whose tail explains an NN902.
 """
 
@@ -44,7 +44,13 @@ def _tail(path: Path) -> str:
     return "\n".join(lines[-_TAIL_LINES:])
 
 
-def run_jobs(request: dict[str, Any], on_done: Callable[[int], None] = lambda index: None) -> list[JobOutcome]:
+def run_jobs(
+    request: dict[str, Any],
+    on_done: Callable[[int], None] = lambda index: None,
+    on_model: Callable[[int, str], None] = lambda index, model: None,
+) -> list[JobOutcome]:
+    """Run the request's jobs in the child; `on_model(job, name)` as each model is built, `on_done(job)`
+    as each job ends."""
     jobs = request["jobs"]
     with tempfile.TemporaryDirectory(prefix="nnlint-confirm-") as workdir:
         request = request | {"workdir": workdir}
@@ -69,6 +75,9 @@ def run_jobs(request: dict[str, Any], on_done: Callable[[int], None] = lambda in
             *lines, buffered = buffered.split(b"\n")
             for line in lines:
                 report = json.loads(line)
+                if "model" in report:
+                    on_model(report["job"], report["model"])
+                    continue
                 reports[report["job"]] = report
                 on_done(report["job"])
         if child.poll() is None:

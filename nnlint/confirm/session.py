@@ -8,7 +8,7 @@ import copy
 import importlib
 import inspect
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -93,6 +93,7 @@ class ProbeSession:
         self.unbuilt: dict[str, str] = {}  # class name -> why it could not be built or probed
         self.check = "unattributed"  # who pays for the passes run now (see `charging`)
         self.memory_mb: int | None = project.get("memory_mb")  # the probe process's cap, for messages
+        self.on_model: Callable[[str], None] = lambda name: None  # told each model as it is built (progress)
         install_layout_hooks()  # before the user's modules import torch's functions by name
 
     # -- loading and building -------------------------------------------------------------
@@ -121,6 +122,7 @@ class ProbeSession:
     def _build(self, cls: type, configured: dict | None = None) -> ModelRecord | None:
         """`cls` built and fitted to a probe input, by its config entry (or `configured`, when given)."""
         configured = self.configured_models.get(cls.__name__, {}) if configured is None else configured
+        self.on_model(cls.__name__)
         init_calls: list[InitCall] = []
 
         def record_init(name, args, kwargs, result, site):

@@ -96,6 +96,7 @@ def runtime_findings(session: ProbeSession, static_findings: list[dict]) -> tupl
                     failed.append(reason)
 
     for record in session.models:
+        session.on_model(record.name)
         if record.probe.shapes_only:  # built on the meta device: no numbers for the other probes
             run("reshape decoding", "NN101", reorders, record)
             failed.append(record.probe.shapes_only)
