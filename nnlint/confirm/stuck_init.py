@@ -1,6 +1,6 @@
 """Init symmetry (NN201), child side: which weights set to a constant at a user's line stay stuck.
 
-A weight matrix (a tensor of two or more dims) that the user's code set to a
+A weight matrix (two dims of size > 1 or more) that the user's code set to a
 constant is stuck if, after one probe forward and backward, it gets no
 gradient, or identical gradient rows (its units stay interchangeable). At
 step 0 a weight also gets no gradient when a constant weight after it blocks
@@ -10,8 +10,8 @@ parameters that multiply) re-drawn. The suspects stay constant together; a line 
 constant (a zero head learns, yet blocks the LoRA B before it) is judged
 again with only its own kept.
 
-Vectors (biases, norm scales, gates) set to a constant are judged but never
-stuck: they have no rows to keep symmetric, and a vector without gradient is
+Vectors (biases, norm scales, gates, a conv's (C, 1, 1, 1) gain) set to a
+constant are judged but never stuck: they have no rows to keep symmetric, and a vector without gradient is
 blocked or dead, not badly initialised.
 
 Cost: one forward and backward, plus one per line stuck beside other lines' suspects.
@@ -70,7 +70,7 @@ def _judge(session: ProbeSession, record: ModelRecord) -> dict[Site, InitVerdict
     set_at = _constant_parameters_by_site(record)
     if not set_at:
         return {}
-    suspects = {site: {name for name in names if record.initial_parameters[name].dim() > 1} for site, names in set_at.items()}
+    suspects = {site: {name for name in names if _is_matrix(record.initial_parameters[name])} for site, names in set_at.items()}
     with _redrawn_except(record, session.seed, set().union(*suspects.values())):
         gradients = _backward(session, record)
     verdicts = {}
@@ -120,6 +120,11 @@ def _constant_parameters_by_site(record: ModelRecord) -> dict[Site, list[str]]:
                 set_at[call.site].append(name)
     ordered = sorted(set_at, key=lambda site: (site.path, site.line))
     return {site: set_at[site] for site in ordered if set_at[site]}
+
+
+def _is_matrix(tensor: torch.Tensor) -> bool:
+    """Rows of units and columns of inputs: two dims of size > 1 (a (C, 1, 1, 1) gain is a vector)."""
+    return sum(size > 1 for size in tensor.shape) >= 2
 
 
 def _constant(tensor: torch.Tensor) -> bool:
