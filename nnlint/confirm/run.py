@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -199,9 +200,12 @@ __all__ = ["Confirmation", "PROBE_FAILED", "SandboxError", "confirm", "torch_ava
 
 
 def confirm_run(result, files: list[Path], settings: Settings, cwd: Path, show_refuted: bool, progress: bool):
-    """The static pass's RunResult with the confirm pass applied (the CLI's `--confirm`)."""
+    """The static pass's RunResult with the confirm pass applied (the CLI's `--confirm`); its seconds
+    count both passes."""
+    started = time.perf_counter()
     display = {path: display_path(path, cwd) for path in files}
     confirmation = confirm(result.findings, files, settings, display, show_refuted, progress)
+    result.seconds += time.perf_counter() - started
     result.findings = confirmation.findings
     result.diagnostics = sorted(result.diagnostics + confirmation.diagnostics, key=lambda d: d.sort_key)
     return result
