@@ -37,6 +37,12 @@ def test_safe_loading_keeps_definitions_and_constants_and_skips_what_runs():
             not_installed_anywhere = None
         if __name__ == "__main__":
             raise SystemExit("main ran")
+        if use_gpu:  # names a skipped statement, and keeps nothing: never evaluated
+            model = model.cuda()
+        if args.small:  # keeps a definition, but its test fails: dropped
+            WIDTH = 8
+        if MEAN:
+            SCALE = 2
 
         def build():
             return math.pi
@@ -48,6 +54,7 @@ def test_safe_loading_keeps_definitions_and_constants_and_skips_what_runs():
     assert namespace["EPOCHS"] == 20 and namespace["MEAN"] == (0.5, 0.5) and namespace["Net"].width == 80
     assert namespace["not_installed_anywhere"] is None
     assert "model" not in namespace and "DEVICE" not in namespace  # a call; a name that was never bound
+    assert "WIDTH" not in namespace and namespace["SCALE"] == 2
 
 
 def test_safe_loading_keeps_line_numbers():

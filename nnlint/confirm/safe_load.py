@@ -11,8 +11,8 @@ skipped  every other top-level statement: calls (`main()`, `model = Net()`,
          `args = parser.parse_args()`), loops, `with` blocks, the
          `__main__` block, `del`, `raise`, `assert`
 
-A kept assignment that fails (its value names something skipped) is dropped
-too. Project modules imported by a loaded module are loaded the same way
+A kept assignment or `if` that fails (its value or test names something
+skipped) is dropped too, as is an `if` left with nothing to run. Project modules imported by a loaded module are loaded the same way
 (`SafeImporter`); installed packages are imported normally, also from a
 virtualenv inside the project (`.venv/lib/python3.X/site-packages`).
 `[tool.nnlint.confirm] full-import = true` turns this off.
@@ -48,7 +48,7 @@ def _is_main_guard(test: ast.expr) -> bool:
 
 
 def _guarded(statement: ast.stmt) -> ast.Try:
-    """`statement`, dropped at run time if it fails (its value names a skipped statement)."""
+    """`statement`, dropped at run time if it fails (its value or test names a skipped statement)."""
     handler = ast.ExceptHandler(type=ast.Name("Exception", ast.Load()), name=None, body=[ast.Pass()])
     return ast.Try(body=[statement], handlers=[handler], orelse=[], finalbody=[])
 
@@ -75,13 +75,9 @@ def _definitions(body: list[ast.stmt]) -> list[ast.stmt]:
                 )
             )
         elif isinstance(statement, ast.If) and _calls_nothing(statement.test) and not _is_main_guard(statement.test):
-            kept.append(
-                ast.If(
-                    test=statement.test,
-                    body=_definitions(statement.body) or [ast.Pass()],
-                    orelse=_definitions(statement.orelse),
-                )
-            )
+            body, orelse = _definitions(statement.body), _definitions(statement.orelse)
+            if body or orelse:  # `if use_gpu: model = model.cuda()` keeps nothing: its test need not run
+                kept.append(_guarded(ast.If(test=statement.test, body=body or [ast.Pass()], orelse=orelse)))
     return kept
 
 
