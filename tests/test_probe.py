@@ -201,6 +201,46 @@ def test_a_src_layout_is_importable_by_its_package_name(write, nnlint):
     assert outcome.located() == [("src/pkg/nets.py", REORDER_LINE, "NN101")]
 
 
+RESNET = """
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.conv = nn.Conv2d(width, width, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv(x)
+
+
+class ResNet(nn.Module):
+    def __init__(self, block, depth, width=8):
+        super().__init__()
+        self.stem = nn.Conv2d(3, width, 3, padding=1)
+        self.blocks = nn.Sequential(*[block(width) for _ in range(depth)])
+
+    def forward(self, x):
+        return self.blocks(self.stem(x)).mean(dim=(2, 3))
+
+
+def resnet_small(num_blocks):
+    return ResNet(block, num_blocks)  # local names: not a construction the probe can repeat
+
+
+def resnet2():
+    return ResNet(Block, 2, width=4)
+"""
+
+
+@needs_torch
+def test_a_class_passed_by_name_in_the_projects_own_call_is_looked_up_in_the_models_module(write, nnlint):
+    write({"pyproject.toml": "[tool.nnlint]\n", "pkg/__init__.py": "", "pkg/resnet.py": RESNET})
+    outcome = nnlint("probe", "pkg.resnet:ResNet")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert "probed ResNet(Block, 2, width=4), as in pkg/resnet.py:28" in outcome.stderr
+
+
 def test_a_package_installed_in_a_virtualenv_inside_the_project_is_not_loaded_definitions_only(write, tmp_path):
     site = "venv/lib/python3.11/site-packages"
     write({f"{site}/installed/__init__.py": "LOGGER = print('runs')\n", "local.py": "X = 1\n"})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from nnlint.confirm.project import NAME_ARGUMENT
 
 # Two probes per model: the second, with other sizes, before a shape verdict is final.
 PROBE_BATCHES = (5, 3)
@@ -133,7 +136,30 @@ class ProbeModel:
 
 
 def _arguments_text(args: list, kwargs: dict) -> str:
-    return ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+    text = [*map(_argument_text, args), *(f"{k}={_argument_text(v)}" for k, v in kwargs.items())]
+    return ", ".join(text)
+
+
+def _argument_text(value: Any) -> str:
+    return value[NAME_ARGUMENT] if _is_name(value) else repr(value)
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, dict) and list(value) == [NAME_ARGUMENT]
+
+
+def _with_names_resolved(maker: Callable, args: list, kwargs: dict) -> tuple[list, dict] | None:
+    """The call's arguments, its names (`BasicBlock`) looked up in the module that defines `maker`;
+    None when one is not found there (a local variable of the calling function)."""
+    module = sys.modules.get(getattr(maker, "__module__", ""))
+    namespace = vars(module) if module is not None else {}
+    if any(_is_name(value) and value[NAME_ARGUMENT] not in namespace for value in [*args, *kwargs.values()]):
+        return None
+
+    def resolve(value: Any) -> Any:
+        return namespace[value[NAME_ARGUMENT]] if _is_name(value) else value
+
+    return [resolve(value) for value in args], {key: resolve(value) for key, value in kwargs.items()}
 
 
 def resolve_callable(target: str) -> Callable:
@@ -173,8 +199,10 @@ def constructions(
         args, kwargs = list(configured.get("args", [])), dict(configured.get("kwargs", {}))
         options.append((args, kwargs, f"{name}({_arguments_text(args, kwargs)}) from [tool.nnlint.models.{entry}]"))
     for call in seen_calls:
-        described = f"{name}({_arguments_text(call['args'], call['kwargs'])}), as in {call['where']}"
-        options.append((call["args"], call["kwargs"], described))
+        resolved = _with_names_resolved(maker, call["args"], call["kwargs"])
+        if resolved is not None:
+            described = f"{name}({_arguments_text(call['args'], call['kwargs'])}), as in {call['where']}"
+            options.append((*resolved, described))
     options.append(([], {}, f"{name}()"))
     return options
 

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+NAME_ARGUMENT = "$name"  # the key of an argument that is a name, not a constant
 _MODULE_BASES = ("Module",)  # nn.Module, torch.nn.Module, LightningModule, a local base ...
 
 
@@ -44,15 +45,15 @@ def model_files(trees: dict[Path, ast.Module]) -> list[Path]:
 
 
 def constructor_calls(trees: dict[Path, ast.Module], display: dict[Path, str]) -> dict[str, list[dict[str, Any]]]:
-    """`Name(constant args...)` calls anywhere in the project, by callee name: how the code builds its models."""
+    """`Name(constant or name args...)` calls anywhere in the project, by callee name: how the code builds its models."""
     calls: dict[str, list[dict[str, Any]]] = {}
     for path, tree in trees.items():
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call) or not _base_name(node.func)[:1].isupper():
                 continue
             try:
-                args = [ast.literal_eval(arg) for arg in node.args]
-                kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg is not None}
+                args = [_argument(arg) for arg in node.args]
+                kwargs = {kw.arg: _argument(kw.value) for kw in node.keywords if kw.arg is not None}
             except (ValueError, TypeError, SyntaxError, RecursionError):
                 continue
             if len(kwargs) != len(node.keywords) or not (args or kwargs) or not _is_json(args, kwargs):
@@ -60,6 +61,14 @@ def constructor_calls(trees: dict[Path, ast.Module], display: dict[Path, str]) -
             where = f"{display[path]}:{node.lineno}"
             calls.setdefault(_base_name(node.func), []).append({"args": args, "kwargs": kwargs, "where": where})
     return calls
+
+
+def _argument(node: ast.expr) -> Any:
+    """A constant, or a bare name as `{NAME_ARGUMENT: "BasicBlock"}`: `ResNet(BasicBlock, [2, 2, 2, 2])`
+    passes a class the probe process looks up in the model's module (nnlint.confirm.models)."""
+    if isinstance(node, ast.Name):
+        return {NAME_ARGUMENT: node.id}
+    return ast.literal_eval(node)
 
 
 def _is_json(*values: Any) -> bool:
