@@ -43,6 +43,10 @@ def test_safe_loading_keeps_definitions_and_constants_and_skips_what_runs():
             WIDTH = 8
         if MEAN:
             SCALE = 2
+        Pipe = collections.namedtuple("Pipe", ["queue"])
+
+        class SlavePipe(Pipe):  # its base was skipped: the class is dropped, the module still loads
+            pass
 
         def build():
             return math.pi
@@ -55,6 +59,7 @@ def test_safe_loading_keeps_definitions_and_constants_and_skips_what_runs():
     assert namespace["not_installed_anywhere"] is None
     assert "model" not in namespace and "DEVICE" not in namespace  # a call; a name that was never bound
     assert "WIDTH" not in namespace and namespace["SCALE"] == 2
+    assert "SlavePipe" not in namespace
 
 
 def test_safe_loading_keeps_line_numbers():

@@ -11,8 +11,9 @@ skipped  every other top-level statement: calls (`main()`, `model = Net()`,
          `args = parser.parse_args()`), loops, `with` blocks, the
          `__main__` block, `del`, `raise`, `assert`
 
-A kept assignment or `if` that fails (its value or test names something
-skipped) is dropped too, as is an `if` left with nothing to run. Project modules imported by a loaded module are loaded the same way
+A kept assignment, `if`, `def` or `class` that fails (its value, test, base
+or decorator names something skipped) is dropped too, as is an `if` left
+with nothing to run. Project modules imported by a loaded module are loaded the same way
 (`SafeImporter`); installed packages are imported normally, also from a
 virtualenv inside the project (`.venv/lib/python3.X/site-packages`).
 `[tool.nnlint.confirm] full-import = true` turns this off.
@@ -48,7 +49,7 @@ def _is_main_guard(test: ast.expr) -> bool:
 
 
 def _guarded(statement: ast.stmt) -> ast.Try:
-    """`statement`, dropped at run time if it fails (its value or test names a skipped statement)."""
+    """`statement`, dropped at run time if it fails (it names a skipped statement)."""
     handler = ast.ExceptHandler(type=ast.Name("Exception", ast.Load()), name=None, body=[ast.Pass()])
     return ast.Try(body=[statement], handlers=[handler], orelse=[], finalbody=[])
 
@@ -56,8 +57,11 @@ def _guarded(statement: ast.stmt) -> ast.Try:
 def _definitions(body: list[ast.stmt]) -> list[ast.stmt]:
     kept: list[ast.stmt] = []
     for statement in body:
-        if isinstance(statement, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        if isinstance(statement, (ast.Import, ast.ImportFrom)):
             kept.append(statement)
+        elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            # Guarded: a base or decorator may name a skipped statement (`class Pipe(namedtuple(...))`).
+            kept.append(_guarded(statement))
         elif isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
             kept.append(statement)  # the docstring
         elif isinstance(statement, (ast.Assign, ast.AnnAssign)) and _calls_nothing(statement.value):
