@@ -142,27 +142,28 @@ def install_layout_hooks() -> None:
 
 
 def _layout_wrapper(original: Callable, name: str) -> Callable:
-    hooks, tensor = _LayoutHooks, torch.Tensor
+    hooks, tensor, get_frame = _LayoutHooks, torch.Tensor, sys._getframe
 
     @functools.wraps(original)
     def layout_call(*args, **kwargs):
-        if hooks.raw is None or hooks.depth:
+        raw = hooks.raw
+        if raw is None or hooks.depth:
             return original(*args, **kwargs)
-        hooks.depth += 1
+        hooks.depth = 1
         try:
             result = original(*args, **kwargs)
         finally:
-            hooks.depth -= 1
-        if args and isinstance(args[0], tensor) and isinstance(result, tensor):
-            frame, user_files = sys._getframe(1), hooks.user_files
-            while frame is not None:  # `user_site(through=(_TORCH_DIR,))`, inlined: this runs on every call
-                filename = frame.f_code.co_filename
-                if filename in user_files:
-                    hooks.raw.append((name, filename, frame.f_lineno, args[0].shape, result.shape))
-                    break
-                if not filename.startswith(_TORCH_DIR):
-                    break
-                frame = frame.f_back
+            hooks.depth = 0
+        frame, user_files = get_frame(1), hooks.user_files
+        while frame is not None:  # `user_site(through=(_TORCH_DIR,))`, inlined: this runs on every call
+            filename = frame.f_code.co_filename
+            if filename in user_files:
+                if args and isinstance(args[0], tensor) and isinstance(result, tensor):
+                    raw.append((name, filename, frame.f_lineno, args[0].shape, result.shape))
+                break
+            if not filename.startswith(_TORCH_DIR):
+                break
+            frame = frame.f_back
         return result
 
     return layout_call
