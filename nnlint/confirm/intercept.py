@@ -90,7 +90,7 @@ def user_site(frame, user_files: Collection[str], through: tuple[str, ...] | Non
         filename = frame.f_code.co_filename
         if filename in user_files:
             return Site(filename, frame.f_lineno)
-        if through is not None and not filename.startswith(through):
+        if through is not None and not filename.startswith(through) and filename != __file__:  # (the layout wrappers)
             return None
         frame = frame.f_back
     return None

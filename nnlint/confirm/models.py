@@ -105,6 +105,15 @@ def infer_input(model: nn.Module) -> InputSpec:
     raise BuildError("its input cannot be inferred (no Conv, Linear, Embedding or RNN layer found)")
 
 
+def as_sequence(spec: InputSpec) -> InputSpec | None:
+    """For an input inferred from a first Linear, float[B, F]: the same features as a sequence,
+    float[B, T, F] (a Linear reads the last dim: taggers and transformers take (B, T, F)); else None."""
+    if spec.origin.startswith("from its first layer") and spec.dtype == "float" and len(spec.dims) == 2:
+        if spec.dims[0] == "B" and isinstance(spec.dims[1], int):
+            return InputSpec("float", ["B", "T", spec.dims[1]], origin=f"{spec.origin}, as a sequence")
+    return None
+
+
 @dataclass
 class ProbeModel:
     """A built model, its probe input and the sizes it accepts."""

@@ -24,6 +24,7 @@ from nnlint.confirm.models import (
     BuildError,
     InputSpec,
     ProbeModel,
+    as_sequence,
     build,
     fit_input,
     infer_input,
@@ -149,7 +150,7 @@ class ProbeSession:
             probe = ProbeModel(cls.__name__, module, built_with, spec, causal=configured.get("causal", False))
             probe.shapes_only = shapes_only
             layout: dict[int, list[LayoutCall]] = {}
-            fit_forwards = fit_input(probe, self.seed, lambda index: self._tracing_layout(layout, index))
+            fit_forwards = self._fit(probe, layout)
         except BuildError as error:
             self.unbuilt[cls.__name__] = str(error)
             return None
@@ -160,6 +161,22 @@ class ProbeSession:
         if not shapes_only:
             record.initial_parameters = {name: p.detach().clone() for name, p in module.named_parameters()}
         return record
+
+    def _fit(self, probe: ProbeModel, layout: dict[int, list[LayoutCall]]) -> int:
+        """`fit_input`, recording the layout trace; a model with a first Linear that rejects (B, F) is
+        tried on (B, T, F). The forwards it ran."""
+        trace = lambda index: self._tracing_layout(layout, index)  # noqa: E731
+        try:
+            return fit_input(probe, self.seed, trace)
+        except BuildError as error:
+            sequence = as_sequence(probe.spec)
+            if sequence is None:
+                raise
+            probe.spec = sequence
+            try:
+                return fit_input(probe, self.seed, trace)
+            except BuildError:
+                raise error from None
 
     def models_covering(self, path: str, line: int, shapes_will_do: bool = False) -> list[ModelRecord]:
         """Built models that contain a module class whose source spans path:line; those built on the
