@@ -42,16 +42,32 @@ _KEEPS_BATCH_METHODS = {
 _COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
 
 
+@dataclass(frozen=True)
+class _Fold:
+    """Dim 0 of a tensor holds these dims of a batch-major one, merged in this order (`x.view(-1, c)` of
+    an `x` unpacked as `b, t, c`: ("b", "t")), as the statement shows."""
+
+    order: tuple[str, ...]
+    statement: cst.CSTNode
+
+
 @dataclass
 class _BatchFacts:
     """What one function has shown so far about which variables hold the batch in dim 0, in source order."""
 
     batch_major: dict[str, cst.CSTNode] = field(default_factory=dict)  # tensor -> the statement that shows it
     batch_sizes: set[str] = field(default_factory=set)  # variables holding the batch size
+    dims: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> `b, t, c = x.shape`'s names
+    folds: dict[str, _Fold] = field(default_factory=dict)  # tensor -> how its dim 0 folds the batch
 
     def forget(self, name: str) -> None:
         self.batch_major.pop(name, None)
         self.batch_sizes.discard(name)
+        self.dims.pop(name, None)
+        self.folds.pop(name, None)
+        for tensor in [t for t, names in self.dims.items() if name in names]:  # a size it was read with changed
+            del self.dims[tensor]
+
 
 
 class BatchMixing(Rule):
@@ -65,6 +81,12 @@ class BatchMixing(Rule):
     or it was flattened keeping the batch (`x.view(x.size(0), -1)`,
     `x.flatten(1)`, `x.view(b, -1)`), or it comes from such a tensor through
     layers and element-wise functions (`self.fc(x)`, `F.relu(x)`, `x + y`).
+
+    It also flags a reshape that splits a folded batch in the wrong order:
+    a tensor unpacked as `b, t, c = x.shape` whose batch and time dims are
+    merged (`x.view(-1, c)`, `x.reshape(b * t, c)`), carried through layers,
+    then split as `view(t, b, ...)`: dim 0 was laid out sample by sample, so
+    each "time step" slot now holds rows of several samples.
 
     ## Why is this bad?
     Reducing over the batch makes each sample's output depend on the other
@@ -90,6 +112,11 @@ class BatchMixing(Rule):
     ```
 
     ## Known problems
+    A wrong re-split is flagged only when the folded tensor's layout is
+    known from a shape unpacking of that same tensor: after
+    `h, _ = self.rnn(x)` the layout of `h` depends on `batch_first`, and
+    `h.reshape(b * t, c)` says nothing about it (the product is the same
+    either way).
     Only tensors that the same function shows to be batch-major are judged:
     `x.sum(0)` on a bare argument is not flagged, nor after `x` is reassigned
     in a way that may move the batch (`x = x.transpose(0, 1)`), nor on a
@@ -109,7 +136,9 @@ class BatchMixing(Rule):
     sample's input must be zero. A gradient across samples that flows through
     the reduction at the flagged line confirms the finding, with the worst
     (output, input) pair and its size; no gradient across samples, or a
-    reduction there that turns out not to cover the batch, refutes it. The
+    reduction there that turns out not to cover the batch, refutes it. A
+    wrong re-split is confirmed when outputs depend on other samples and no
+    reduction over the batch explains it. The
     check runs on every model it can build, and reports batch mixing found
     elsewhere (at the reduction's line, or at `forward()`) as confirmed
     NN102 findings.
@@ -162,8 +191,53 @@ class ProjectionHead(nn.Module):
 """,
             note="a view to the batch size is batch-major; both calls on the line are reported",
         ),
+        Example(
+            """
+import torch.nn.functional as F
+from torch import nn
+
+class Tagger(nn.Module):
+    def forward(self, x):
+        b, t, c = x.shape
+        scores = self.out(F.relu(x.reshape(b * t, c)))
+        return scores.view(t, b, -1)  # <--
+
+class FrameClassifier(nn.Module):
+    def forward(self, frames):
+        batch, time, features = frames.size()
+        flat = self.encoder(frames.view(-1, features))
+        return flat.reshape(time, batch, -1).mean(0)  # <--
+""",
+            message="but it was folded as",
+            note="a batch folded with time, split back in the other order",
+        ),
     ]
     good = [
+        Example(
+            """
+import torch.nn.functional as F
+from torch import nn
+
+class Tagger(nn.Module):
+    def forward(self, x):
+        b, t, c = x.shape
+        scores = self.out(F.relu(x.reshape(t * b, c)))
+        return scores.view(b, t, -1).transpose(0, 1)
+
+class TimeMajor(nn.Module):
+    def forward(self, x):
+        b, t, c = x.shape
+        x = x.transpose(0, 1)
+        return self.out(x.reshape(t * b, c)).view(t, b, -1)
+
+class RecurrentTagger(nn.Module):
+    def forward(self, x):
+        b, t, c = x.shape
+        h, _ = self.rnn(x)
+        return self.out(h.reshape(b * t, -1)).view(t, b, -1)
+""",
+            note="trap: split in the fold's order; a layout moved before the fold; a layout nothing shows (batch_first?)",
+        ),
         Example(
             """
 from torch import nn
@@ -311,6 +385,7 @@ class Unknown(nn.Module):
             return
         facts = self._scopes[-1]
         shown_by = self._batch_major(value)  # before the target's old value is forgotten: `x = self.fc(x)`
+        fold = self._fold(value)
         self._forget(target)
         if isinstance(target, (cst.Tuple, cst.List)):
             first = target.elements[0] if target.elements else None
@@ -319,6 +394,9 @@ class Unknown(nn.Module):
                 if _BATCH_SIZE_NAME.match(first.value.value):
                     facts.batch_sizes.add(first.value.value)
                     facts.batch_major.setdefault(tensor, self.context.current_statement())
+                    names = [e.value.value for e in target.elements if isinstance(e.value, cst.Name)]
+                    if len(names) == len(target.elements) and _shape_of(value) is not None:  # the whole shape
+                        facts.dims[tensor] = tuple(names)
             return
         if not isinstance(target, cst.Name):
             return
@@ -328,6 +406,8 @@ class Unknown(nn.Module):
             facts.batch_major.setdefault(tensor, self.context.current_statement())
         elif shown_by is not None:
             facts.batch_major[target.value] = shown_by
+        if fold is not None:
+            facts.folds[target.value] = fold
 
     def _batch_major(self, expr: cst.BaseExpression) -> cst.CSTNode | None:
         """The statement showing that `expr` holds the batch in dim 0, or None."""
@@ -362,6 +442,54 @@ class Unknown(nn.Module):
             return self._batch_major(func.value)
         return None
 
+    def _fold(self, expr: cst.BaseExpression) -> _Fold | None:
+        """How dim 0 of `expr` folds the batch with other dims: a view/reshape of a tensor unpacked as
+        `b, t, c` to `(-1, c)` or `(b * t, c)`, then layers and element-wise functions keep it."""
+        if not self._scopes:
+            return None
+        facts = self._scopes[-1]
+        if isinstance(expr, cst.Name):
+            return None if expr.value in self._comprehension_names() else facts.folds.get(expr.value)
+        if not isinstance(expr, cst.Call):
+            return None
+        positional = [arg.value for arg in expr.args if arg.keyword is None and not arg.star]
+        func = expr.func
+        if isinstance(func, cst.Attribute) and func.attr.value in ("view", "reshape") and isinstance(func.value, cst.Name):
+            dims = facts.dims.get(func.value.value)
+            # The rest of the new shape must name the dims left, in order: then dim 0 holds the others.
+            rest = tuple(arg.value if isinstance(arg, cst.Name) else "" for arg in positional[1:])
+            merged = _merged_names(_at(positional, 0), dims, len(rest)) if dims and positional else None
+            if merged is not None and len(merged) >= 2 and rest == dims[len(merged) :]:
+                return _Fold(merged, self.context.current_statement())
+            return None
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+            return self._fold(positional[0]) if positional else None  # a layer keeps dim 0
+        if self.context.call_name(expr) in _KEEPS_BATCH_FUNCTIONS:
+            return self._fold(positional[0]) if positional else None
+        if isinstance(func, cst.Attribute) and func.attr.value in _KEEPS_BATCH_METHODS:
+            return self._fold(func.value)
+        return None
+
+    def _check_resplit(self, node: cst.Call) -> None:
+        """`y.view(t, b, -1)` of a `y` whose dim 0 folded (b, t): the split puts other samples' rows in each slot."""
+        func = node.func
+        if not (isinstance(func, cst.Attribute) and func.attr.value in ("view", "reshape")):
+            return
+        fold = self._fold(func.value)
+        positional = [arg.value for arg in node.args if arg.keyword is None and not arg.star]
+        leading = tuple(arg.value if isinstance(arg, cst.Name) else "" for arg in positional[: len(fold.order)]) if fold else ()
+        if fold is None or sorted(leading) != sorted(fold.order) or leading == fold.order:
+            return
+        folded = cst.Module([]).code_for_node(fold.statement).strip().splitlines()[0]
+        line = self.context.position(fold.statement).start.line
+        self.report(
+            node,
+            f"`{func.attr.value}({', '.join(leading)}, ...)` splits dim 0 as ({', '.join(leading)}), but it was "
+            f"folded as ({', '.join(fold.order)}) (`{folded}` at line {line}): each slot then holds rows of "
+            f"other samples; split as ({', '.join(fold.order)}) and transpose after if you need that order",
+            facts={"call": func.attr.value, "kind": "resplit"},
+        )
+
     def _comprehension_names(self) -> set[str]:
         """Names a comprehension or lambda around the current node rebinds: not this function's tensors."""
         names = set()
@@ -380,6 +508,7 @@ class Unknown(nn.Module):
     def visit_Call(self, node: cst.Call) -> None:
         if not self._judged or not self._judged[-1] or _in_training_branch(self.context.ancestors, node):
             return
+        self._check_resplit(node)
         reduced = self._reduction(node)
         if reduced is None:
             return
@@ -431,6 +560,12 @@ class Unknown(nn.Module):
             return unverifiable(reason or f"line {finding.line} did not run in the eval forward of {models[0].name}")
         coupling = ran[0]
         data = {"model": coupling.model, "input": coupling.input, "backward_passes": coupling.passes}
+        if finding.facts.get("kind") == "resplit":  # no reduction to follow: the outputs' dependence decides
+            if coupling.mixes and not coupling.mixing_calls:
+                return confirmed(f"{coupling.evidence()}, and no reduction over the batch explains it", **coupling.data())
+            if coupling.mixes:
+                return unverifiable(f"{coupling.evidence()}, through {coupling.mixing_calls[0].describe()} elsewhere", **data)
+            return refuted(f"in eval(), no output of {coupling.model} on {coupling.input} depends on another sample", **data)
         reductions = [r for r in coupling.reductions if (r.site.path, r.site.line) == here]
         over_batch = [r for r in reductions if r.over_batch]
         reached = [r for r in over_batch if r.reached]
@@ -449,6 +584,24 @@ class Unknown(nn.Module):
         return refuted(
             f"in eval(), no output of {coupling.model} on {coupling.input} depends on another sample", **data
         )
+
+
+def _merged_names(size: cst.BaseExpression, dims: tuple[str, ...], rest: int) -> tuple[str, ...] | None:
+    """The leading dims (of `dims`) a new dim-0 size merges, `rest` dims named after it: `-1`, or
+    `b * t` in any order of the factors (the tensor's layout, not the product, decides the order)."""
+    if integer_value(size) == -1:
+        return dims[: len(dims) - rest]
+    factors, pending = [], [size]
+    while pending:
+        part = pending.pop()
+        if isinstance(part, cst.BinaryOperation) and isinstance(part.operator, cst.Multiply):
+            pending += [part.left, part.right]
+        elif isinstance(part, cst.Name):
+            factors.append(part.value)
+        else:
+            return None
+    merged = dims[: len(factors)]
+    return merged if sorted(factors) == sorted(merged) else None
 
 
 def _at(values: list, index: int):

@@ -35,6 +35,7 @@ EXPECTED_STATUS = {
     ("confirm/batch_mixing.py", 31, "NN102"): "confirmed",  # runtime only: norm over dim 0 of a conv output
     ("confirm/batch_mixing.py", 45, "NN102"): "confirmed",  # runtime only: MultiheadAttention, batch_first=False
     ("confirm/batch_mixing.py", 77, "NN102"): "refuted",  # a batch mean kept for logging, detached
+    ("confirm/batch_mixing.py", 91, "NN102"): "confirmed",  # (b, t) folded, split as (t, b); input (B, T, F)
     ("confirm/model_wide.py", 10, "NN201"): "confirmed",  # runtime only: constant weights set by a helper
     ("confirm/model_wide.py", 15, "NN301"): "confirmed",  # runtime only: dropout in a helper of forward()
 }
@@ -218,3 +219,9 @@ def test_progress_names_each_model_as_it_is_probed(capsys):
     shown = capsys.readouterr().err
     assert "probing KeywordNet (model.py)" in shown
     assert shown.endswith("\r\x1b[K")  # the line is cleared before the report
+
+
+def test_a_first_linear_that_rejects_b_f_is_probed_as_a_sequence(confirmed_report):
+    tagger = next(f for f in confirmed_report.json()["findings"] if (f["path"], f["line"]) == ("confirm/batch_mixing.py", 91))
+    assert "FrameTagger's output for sample" in tagger["evidence"]["summary"]
+    assert "float[5, 37, 12]" in tagger["evidence"]["summary"]  # Linear(12) first: (B, 12) rejected, (B, T, 12) taken

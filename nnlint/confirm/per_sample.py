@@ -489,6 +489,17 @@ def forward_site(module: nn.Module) -> Site | None:
         return None
 
 
+def _judged_in_forward(module: nn.Module, judged: set[tuple[str, int]]) -> bool:
+    """A static NN102 finding inside the model's forward (a wrong re-split) already names the cause."""
+    forward = type(module).forward
+    try:
+        lines, start = inspect.getsourcelines(forward)
+        path = inspect.getsourcefile(forward)
+    except (OSError, TypeError):
+        return False
+    return any(where == path and start <= line < start + len(lines) for where, line in judged)
+
+
 def _suspect_layers(module: nn.Module) -> str:
     """Layers that mix samples in eval by their settings: the likely cause when no call of the user's does."""
     suspects = [
@@ -525,7 +536,7 @@ def per_sample_findings(session: ProbeSession, static_findings: list[dict]) -> l
                     evidence = f"{coupling.evidence()}, through {call.describe()} at this line"
                     message = f"`{call.call}` over the batch dim mixes samples"
                     add("NN102", call.site, message, evidence, coupling.data())
-            if not coupling.mixing_calls:
+            if not coupling.mixing_calls and not _judged_in_forward(record.probe.module, judged):
                 evidence = coupling.evidence() + _suspect_layers(record.probe.module)
                 message = "forward() mixes samples of the batch"
                 add("NN102", forward_site(record.probe.module), message, evidence, coupling.data())
