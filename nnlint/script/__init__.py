@@ -1,0 +1,75 @@
+"""One model of the training script, computed once per file and shared by every rule that asks.
+
+- `index`: where the file's functions, classes and bindings are (`nnlint.script.index`);
+- `roles`: which names hold a model, optimizer, scheduler, loss, loader, dataset (`roles`);
+- `timeline`: the run as the file executes it, through its own functions (`timeline`);
+- `training`: the training iterations, their epoch loops, and each model's train/eval mode at each
+  of its calls (`training`);
+- `flow`: where a tensor's value comes from within a function (`dataflow`).
+
+Each part is built on first use, at the end of the traversal (rules ask from `leave_Module`, when the
+import table is complete), so a rule that needs only the roles never pays for the timeline.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from nnlint.context import FileContext
+
+
+class Script:
+    def __init__(self, context: FileContext) -> None:
+        self.context = context
+
+    @cached_property
+    def index(self):
+        from nnlint.script.index import FileIndex
+
+        return FileIndex(self.context)
+
+    @cached_property
+    def roles(self):
+        from nnlint.script.roles import Roles
+
+        return Roles(self.index)
+
+    @cached_property
+    def timeline(self):
+        from nnlint.script.timeline import Timeline
+
+        return Timeline(self.index, self.roles)
+
+    @cached_property
+    def training(self):
+        from nnlint.script.training import Training
+
+        return Training(self.timeline)
+
+    @cached_property
+    def flow(self):
+        from nnlint.script.dataflow import DataFlow
+
+        return DataFlow(self.index, self.roles)
+
+
+    def line(self, node) -> int:
+        return self.context.position(node).start.line
+
+    def code(self, node) -> str:
+        """The source of a node on one line, for messages."""
+        return " ".join(self.context.module.code_for_node(node).split())
+
+    def reports(self, found):
+        """Each node once: a function inlined at two call sites gives its events twice."""
+        seen = set()
+        for item in found:
+            node = item[0]
+            if id(node) not in seen:
+                seen.add(id(node))
+                yield item
+
+
+def script_model(context: FileContext) -> Script:
+    """The script model of the file being linted, built by whichever rule asks first."""
+    return context.shared(Script, lambda: Script(context))
