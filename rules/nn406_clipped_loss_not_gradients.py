@@ -3,7 +3,7 @@ import libcst as cst
 from nnlint.names import dotted_name
 from nnlint.rule import Example, Rule
 from nnlint.script import script_model
-from nnlint.script.timeline import BACKWARD, CLIP, STEP
+from nnlint.script.timeline import BACKWARD, CLIP, STEP, events, loss_expression
 
 _CLAMPS = ("torch.clamp", "torch.clip")
 
@@ -143,8 +143,8 @@ loss.backward()
 
     def leave_Module(self, node: cst.Module) -> None:
         script = script_model(self.context)
-        losses = {(event.function, _name(_loss_of(event.node))) for root in script.timeline.roots
-                  for event in _all_events(root) if event.kind == BACKWARD}
+        losses = {(event.function, _name(loss_expression(event.node))) for root in script.timeline.roots
+                  for event in events(root.body) if event.kind == BACKWARD}
         found = []
         for call, function in script.index.calls:
             clamped = self._clamped_loss(call, function, losses, script)
@@ -213,20 +213,6 @@ def _short(event) -> str:
     return dotted_name(event.node.func) + "(...)" if dotted_name(event.node.func) else "clip"
 
 
-def _loss_of(backward: cst.Call) -> cst.BaseExpression | None:
-    if isinstance(backward.func, cst.Attribute) and backward.func.attr.value == "backward" and not backward.args:
-        receiver = backward.func.value
-        if isinstance(receiver, cst.Call) and isinstance(receiver.func, cst.Attribute) and receiver.args:
-            return receiver.args[0].value  # scaler.scale(loss).backward()
-        return receiver
-    return backward.args[0].value if backward.args else None
-
 
 def _name(expr) -> str | None:
     return dotted_name(expr) if expr is not None else None
-
-
-def _all_events(root):
-    from nnlint.script.timeline import events
-
-    return events(root.body)

@@ -53,6 +53,12 @@ class Script:
         return DataFlow(self.index, self.roles)
 
 
+    def mode_free(self, subject: str, scope) -> bool:
+        """The model named `subject` (in `scope`) has no layer whose output depends on train/eval mode."""
+        from nnlint.script.modules import mode_free
+
+        return mode_free(self.index, self.roles, subject, scope)
+
     def line(self, node) -> int:
         return self.context.position(node).start.line
 

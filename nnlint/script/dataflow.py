@@ -51,11 +51,13 @@ class DataFlow:
     def _trace(self, expr: cst.CSTNode, function, found: set[Origin], seen: set) -> None:
         if isinstance(expr, (cst.Integer, cst.Float, cst.SimpleString, cst.FormattedString)):
             found.add(Origin(DATA, expr))
+        elif isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
+            found.add(Origin(DATA, expr))
         elif isinstance(expr, cst.Name):
             self._trace_name(expr.value, expr, function, found, seen)
         elif isinstance(expr, cst.Attribute):
             if expr.attr.value == "data":
-                found.add(Origin(CUT, expr, ".data"))
+                self._cut(expr.value, expr, ".data", function, found, seen)
             elif dotted_name(expr) is not None and dotted_name(expr).startswith("self."):
                 self._trace_name(dotted_name(expr), expr, function, found, seen)
             else:
@@ -96,13 +98,12 @@ class DataFlow:
     def _trace_call(self, call: cst.Call, function, found: set[Origin], seen: set) -> None:
         func = call.func
         if isinstance(func, cst.Attribute) and func.attr.value in _CUT_METHODS:
-            found.add(Origin(CUT, call, _CUT_METHODS[func.attr.value]))
+            self._cut(func.value, call, _CUT_METHODS[func.attr.value], function, found, seen)
             return
         qualified = self.context.call_name(call) or ""
-        if qualified in _REWRAPS or qualified == "torch.autograd.Variable" and _passes_data(call):
-            if qualified in ("float", "int") or any(_is_tensor_expression(arg.value) for arg in call.args[:1]):
-                found.add(Origin(CUT, call, f"{dotted_name(func)}(...) re-wrap"))
-                return
+        if (qualified in _REWRAPS or qualified == "torch.autograd.Variable" and _passes_data(call)) and call.args:
+            self._cut(call.args[0].value, call, f"{dotted_name(func)}(...) re-wrap", function, found, seen)
+            return
         if qualified == "torch.autograd.Variable":  # a no-op wrapper: the graph goes through it
             self._trace_arguments(call, function, found, seen)
             return
@@ -121,6 +122,12 @@ class DataFlow:
         found.add(Origin(UNKNOWN, call))
         self._trace_arguments(call, function, found, seen)
 
+    def _cut(self, value, node, how: str, function, found: set[Origin], seen: set) -> None:
+        """A cut matters only when what it cuts comes from a model: `y.detach()` of data is still data."""
+        inner: set[Origin] = set()
+        self._trace(value, function, inner, set(seen))
+        found.add(Origin(CUT, node, how) if any(o.kind in (LIVE, CUT) for o in inner) else Origin(DATA, node))
+
     def _trace_arguments(self, call: cst.Call, function, found: set[Origin], seen: set) -> None:
         for arg in call.args:
             self._trace(arg.value, function, found, seen)
@@ -138,7 +145,3 @@ class DataFlow:
 def _passes_data(call: cst.Call) -> bool:
     return bool(call.args) and isinstance(call.args[0].value, cst.Attribute) and call.args[0].value.attr.value == "data"
 
-
-def _is_tensor_expression(expr: cst.BaseExpression) -> bool:
-    """A name or method result that may hold a tensor, not a literal list (`torch.tensor([1, 2])` builds data)."""
-    return not isinstance(expr, (cst.List, cst.Tuple, cst.Integer, cst.Float, cst.ListComp, cst.Dict))

@@ -83,8 +83,9 @@ class FileIndex:
 
     def _bind_target(self, target: cst.BaseExpression, value, node: cst.CSTNode, ancestors) -> None:
         if isinstance(target, (cst.Tuple, cst.List)):
+            # `prediction, hidden = rnn(x)`: each name holds part of the value (what data flow needs).
             for element in target.elements:
-                self._bind_target(element.value, None, node, ancestors)
+                self._bind_target(element.value, value, node, ancestors)
             return
         name = dotted_name(target)
         if name is not None:

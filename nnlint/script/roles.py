@@ -38,6 +38,8 @@ _MODEL_WRAPPERS = frozenset(
     {"DataParallel", "DistributedDataParallel", "DDP", "compile", "deepcopy", "to", "cuda", "cpu", "float",
      "half", "double", "bfloat16", "train", "eval", "requires_grad_", "to_empty", "prepare", "setup"}
 )  # fmt: skip
+# Attributes of an object that name a submodule (`model.encoder(x)`), when nothing else says.
+_SUBMODULE_NAMES = frozenset({"model", "module", "net", "encoder", "decoder", "backbone", "head", "classifier", "generator", "discriminator"})
 _NOT_MODULES = re.compile(r"Loss$|^(Parameter|ParameterList|ParameterDict|Identity|init|functional|utils|Module)$")
 
 # Name words that say a role when nothing else does.
@@ -111,7 +113,7 @@ class Roles:
 
     def role_of_value(self, value: cst.BaseExpression, function, binding: Binding | None = None) -> Role | None:
         """The role of the object an expression builds: `optim.SGD(...)`, `Net().to(device)`, `DDP(model)`."""
-        value = _strip_await(value)
+        value = _unwrap(_strip_await(value))
         if not isinstance(value, cst.Call):
             name = dotted_name(value)
             if name is not None and binding is not None and name != binding.name:
@@ -123,6 +125,10 @@ class Roles:
         role = _role_of_constructor(qualified, last, self.index)
         if role is not None:
             return Role(role, binding, f"built by `{qualified}`")
+        callee = self.index.callee(value, function)
+        if callee is not None:
+            returned = self.returned_role(callee)
+            return Role(returned.role, binding, returned.how) if returned else None
         if last in _MODEL_WRAPPERS:
             inner = value.func.value if isinstance(value.func, cst.Attribute) and last in _METHOD_WRAPPERS else None
             if inner is None and value.args:
@@ -132,6 +138,22 @@ class Roles:
                 if found is not None and found.role == MODEL:
                     return Role(MODEL, binding, found.how)
         return None
+
+    def returned_role(self, function: cst.FunctionDef) -> Role | None:
+        """The role of what a function of the file returns (`def build(): ...; return model`), if one."""
+        key = ("<return>", function)
+        if key in self._resolving:
+            return None
+        self._resolving.add(key)
+        try:
+            returns = [node.value for node in descendants(function) if isinstance(node, cst.Return) and node.value]
+            roles = {found.role: found for found in (self._role_of_expression(value, function) for value in returns) if found}
+            return next(iter(roles.values())) if len(roles) == 1 else None
+        finally:
+            self._resolving.discard(key)
+
+    def _role_of_expression(self, value: cst.BaseExpression, function) -> Role | None:
+        return self.role_of_value(value, function) if isinstance(_unwrap(value), cst.Call) else self.of(value, function)
 
     def _role_of_parameter(self, binding: Binding) -> Role | None:
         """A parameter named for its role, or passed something with a role at every call of the file."""
@@ -154,7 +176,9 @@ class Roles:
 
     @staticmethod
     def _by_name(name: str) -> Role | None:
-        last = name.rsplit(".", 1)[-1]
+        owner, _, last = name.rpartition(".")
+        if owner and owner != "self" and last not in _SUBMODULE_NAMES:
+            return None  # `model.generator_forward`, `args.model`: a method or a setting, not a module
         lowered = last.lower() if not re.search("[a-z][A-Z]", last) else "_".join(words(last))
         for role, pattern in _NAME_ROLES:
             if pattern.search(lowered):
@@ -197,7 +221,7 @@ def _role_of_constructor(qualified: str, last: str, index: FileIndex) -> str | N
         return MODEL
     if qualified.startswith("torch.nn.") and last[:1].isupper() and not _NOT_MODULES.search(last):
         return MODEL
-    if last == "from_pretrained" and ".Auto" in qualified or re.search(r"transformers\.\w+For\w+\.from_pretrained", qualified):
+    if last == "from_pretrained" and re.search(r"(Model|For\w+)\w*\.from_pretrained$", qualified):
         return MODEL
     return None
 

@@ -102,13 +102,14 @@ class Timeline:
             items = self._expression(node.test, frame)
             if _is_main_guard(node.test):
                 return items + self._block(_body(node), frame)
-            arms = [self._block(_body(node), frame.guard())]
+            arms = [self._block(_body(node), frame.guard())] if not _dead_end(node) else []
             orelse = node.orelse
             while isinstance(orelse, cst.If):  # elif chains are arms of one branch
                 items += self._expression(orelse.test, frame)
-                arms.append(self._block(_body(orelse), frame.guard()))
+                if not _dead_end(orelse):
+                    arms.append(self._block(_body(orelse), frame.guard()))
                 orelse = orelse.orelse
-            if orelse is not None:
+            if orelse is not None and not _dead_end(orelse):
                 arms.append(self._block(_body(orelse), frame.guard()))
             return items + [Branch(arms, orelse is not None)]
         if isinstance(node, (cst.For, cst.While)):
@@ -160,7 +161,8 @@ class Timeline:
         return items
 
     def _renames(self, call: cst.Call, callee: cst.FunctionDef, frame: _Frame) -> dict[str, str]:
-        renames = {}
+        # A local of the called function is not the caller's variable of the same name.
+        renames = {name: f"{callee.name.value}.<locals>.{name}" for scope, name in self.index.bindings if scope is callee}
         for param in [*callee.params.posonly_params, *callee.params.params, *callee.params.kwonly_params]:
             argument = argument_for(call, callee, param.name.value)
             name = dotted_name(_unwrap(argument)) if argument is not None else None
@@ -222,7 +224,8 @@ class Timeline:
         return None
 
     def _mode(self, call: cst.Call, receiver: cst.BaseExpression, kind: str, frame: _Frame) -> Event | None:
-        if self.roles.is_(receiver, frame.function, MODEL):
+        role = self.roles.of(receiver, frame.function)
+        if (role is None or role.role == MODEL) and dotted_name(receiver) is not None:
             return frame.event(kind, call, self._subject(receiver, frame))
         return None
 
@@ -259,6 +262,15 @@ class Timeline:
         for root in self.roots:
             visit(root.body, root)
         return found
+
+
+def loss_expression(backward: cst.Call) -> cst.BaseExpression | None:
+    """What a backward call back-propagates: `loss` in `loss.backward()`, `scaler.scale(loss).backward()`,
+    `accelerator.backward(loss)`."""
+    func = backward.func
+    if isinstance(func, cst.Attribute) and func.attr.value == "backward" and not backward.args:
+        return _scaled(func.value)
+    return backward.args[0].value if backward.args else None
 
 
 def events(items: list[Item], into_loops: bool = True) -> list[Event]:
@@ -366,6 +378,16 @@ def _iterated(iterable: cst.BaseExpression) -> cst.BaseExpression:
     while isinstance(iterable, cst.Call) and dotted_name(iterable.func) in ("enumerate", "tqdm", "tqdm.tqdm", "iter") and iterable.args:
         iterable = iterable.args[0].value
     return iterable
+
+
+def _dead_end(arm: cst.CSTNode) -> bool:
+    """An arm that ends in `raise` or `assert False`: the run does not go on from it."""
+    body = _body(arm)
+    last = body[-1] if body else None
+    small = last.body[-1] if isinstance(last, cst.SimpleStatementLine) and last.body else None
+    if isinstance(small, cst.Raise):
+        return True
+    return isinstance(small, cst.Assert) and isinstance(small.test, cst.Name) and small.test.value == "False"
 
 
 def _is_main_guard(test: cst.BaseExpression) -> bool:

@@ -86,7 +86,7 @@ class Training:
                 if item.kind in (EVAL, TRAIN, CREATE) and item.subject:
                     state = {**state, item.subject: frozenset({(EVAL_MODE if item.kind == EVAL else TRAIN_MODE, item)})}
                 elif item.kind in (MODEL_CALL, BACKWARD) and record:
-                    self._observed.setdefault(item.node, set()).update(state.get(item.subject, default))
+                    self._observed.setdefault(item.node, set()).update(_mode_of(state, item.subject, default))
             elif isinstance(item, Loop):
                 once = self._run(item.body, state, default, record=False)
                 again = self._run(item.body, _join([state, once], default), default, record)
@@ -97,6 +97,15 @@ class Training:
                     outcomes.append(state)
                 state = _join(outcomes, default)
         return state
+
+
+def _mode_of(state: dict, subject: str | None, default: Modes) -> Modes:
+    """A submodule is in its parent's mode: `model.encoder(x)` after `model.eval()`."""
+    while subject:
+        if subject in state:
+            return state[subject]
+        subject = subject.rpartition(".")[0]
+    return default
 
 
 def _trains(found: tuple[Event, ...]) -> bool:
