@@ -142,7 +142,7 @@ for epoch in range(90):
                     if mode == EVAL_MODE and setter is not None and id(setter.node) in after_training:
                         found.append((setter.node, event))
         for eval_node, training_call in script.reports(found):
-            subject = training_call.subject
+            subject = script.code(eval_node.func.value)
             self.report(
                 eval_node,
                 f"`{script.code(eval_node)}` is never undone: the next epoch trains `{script.code(training_call.node)}` "

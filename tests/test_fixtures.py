@@ -23,7 +23,20 @@ PLANTED_BUGS = [
     ("buggy_vit/train.py", 46, "NN401", "StepLR(optimizer, 30, 0.1)"),  # with --epochs default 20
     ("buggy_vit/train.py", 57, "NN402", "scheduler.step()"),  # inside the batch loop
 ]
-EXPECTED = {"buggy_vit": [bug[:3] for bug in PLANTED_BUGS], "clean_cnn": [], "traps": []}
+# (path, line, code, what that line says): the training-loop bugs planted in loop_bugs.
+LOOP_BUGS = [
+    ("loop_bugs/train.py", 34, "NN303", "model.eval()"),  # in validate(), called after each epoch's training
+    ("loop_bugs/train.py", 41, "NN602", "next(iter(loader))"),  # in warm_up's step loop
+    ("loop_bugs/train.py", 45, "NN508", "loss.backward()"),  # on torch.tensor(...item(), requires_grad=True)
+    ("loop_bugs/train.py", 61, "NN403", "scheduler.step()"),  # at the top of the epoch, before train_epoch
+]
+EXPECTED = {
+    "buggy_vit": [bug[:3] for bug in PLANTED_BUGS],
+    "loop_bugs": [bug[:3] for bug in LOOP_BUGS],
+    "clean_cnn": [],
+    "clean_loops": [],
+    "traps": [],
+}
 
 
 @pytest.mark.parametrize("project", sorted(EXPECTED))
@@ -37,7 +50,9 @@ def test_fixture_project_gives_exactly_the_expected_findings(project, monkeypatc
     assert outcome.exit_code == (1 if EXPECTED[project] else 0)
 
 
-@pytest.mark.parametrize(("path", "line", "code", "text"), PLANTED_BUGS, ids=[bug[2] for bug in PLANTED_BUGS])
+@pytest.mark.parametrize(
+    ("path", "line", "code", "text"), PLANTED_BUGS + LOOP_BUGS, ids=[bug[2] for bug in PLANTED_BUGS + LOOP_BUGS]
+)
 def test_the_expected_lines_still_hold_the_planted_bugs(path, line, code, text):
     """Editing a fixture shifts lines: this says which expectation to update."""
     assert text in (FIXTURES / path).read_text().splitlines()[line - 1]
