@@ -5,7 +5,8 @@
 - `timeline`: the run as the file executes it, through its own functions (`timeline`);
 - `training`: the training iterations, their epoch loops, and each model's train/eval mode at each
   of its calls (`training`);
-- `flow`: where a tensor's value comes from within a function (`dataflow`).
+- `flow`: where a tensor's value comes from within a function (`dataflow`);
+- `evaluation`: the model calls that evaluate or predict rather than train (`evaluation`).
 
 Each part is built on first use, at the end of the traversal (rules ask from `leave_Module`, when the
 import table is complete), so a rule that needs only the roles never pays for the timeline.
@@ -52,6 +53,11 @@ class Script:
 
         return DataFlow(self.index, self.roles)
 
+    @cached_property
+    def evaluation(self):
+        from nnlint.script.evaluation import Evaluation
+
+        return Evaluation(self.index, self.roles, self.timeline, self.training)
 
     def mode_free(self, subject: str, scope) -> bool:
         """The model named `subject` (in `scope`) has no layer whose output depends on train/eval mode."""

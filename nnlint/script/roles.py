@@ -40,6 +40,13 @@ _MODEL_WRAPPERS = frozenset(
 )  # fmt: skip
 # Attributes of an object that name a submodule (`model.encoder(x)`), when nothing else says.
 _SUBMODULE_NAMES = frozenset({"model", "module", "net", "encoder", "decoder", "backbone", "head", "classifier", "generator", "discriminator"})
+# Classes from these libraries are not torch modules, whatever the variable holding one is called.
+_OTHER_FRAMEWORKS = ("sklearn.", "xgboost.", "lightgbm.", "catboost.", "gensim.", "tensorflow.", "keras.", "jax.",
+                     "flax.", "numpy.", "pandas.", "statsmodels.")  # fmt: skip
+_VERBS = frozenset({"is", "has", "get", "set", "save", "load", "wrap", "unwrap", "build", "create", "make", "init",
+                    "update", "prepare", "setup", "train", "eval", "evaluate", "freeze", "copy", "export", "compile",
+                    "print", "log", "to", "run", "call", "apply", "check", "register"})  # fmt: skip
+_METRIC_WORDS = frozenset({"psnr", "ssim", "lpips", "fid", "metric", "metrics", "meter", "loss", "accuracy", "score"})
 _NOT_MODULES = re.compile(r"Loss$|^(Parameter|ParameterList|ParameterDict|Identity|init|functional|utils|Module)$")
 
 # Name words that say a role when nothing else does.
@@ -94,12 +101,26 @@ class Roles:
         if name in self.models_by_optimizer:
             return Role(MODEL, None, "its parameters are given to an optimizer")
         if any(b.value is not None for b in bindings) and not self._only_wrappers(bindings):
-            return None  # bound to something else here (`loss = criterion(...)`, `opt = args.opt`)
+            if not all(self._builds_unknown_class(b) for b in bindings if b.value is not None):
+                return None  # bound to something else here (`loss = criterion(...)`, `opt = args.opt`)
         head = name.split(".")[0]
         if not bindings and (self.context.imports.qualified_name(cst.Name(head)) or head in self.index.classes
                              or head in self.index.functions):
             return None  # a class or function: `Net(...)` builds a model, it is not one
         return self._by_name(name)
+
+    def _builds_unknown_class(self, binding: Binding) -> bool:
+        """`model = ResNetUNet(...)` with the class imported from the project: the name may say the role."""
+        value = _unwrap(_strip_await(binding.value))
+        if not isinstance(value, cst.Call):
+            return False
+        qualified = self.context.call_name(value) or dotted_name(value.func) or ""
+        last = qualified.rsplit(".", 1)[-1]
+        if last in self.index.classes or not last[:1].isupper():
+            return False  # the file's own classes are known: a Module is a model, anything else is not
+        if _METRIC_WORDS & {*words(last), *words(binding.name.rpartition(".")[2])}:
+            return False  # `psnr_model = PSNR()`: a metric, not a network to put in eval mode
+        return not qualified.startswith(_OTHER_FRAMEWORKS) and not qualified.startswith("torch.")
 
     def _only_wrappers(self, bindings: list[Binding]) -> bool:
         return all(binding.value is None or _is_wrapper_of_itself(binding) for binding in bindings)
@@ -180,6 +201,8 @@ class Roles:
         if owner and owner != "self" and last not in _SUBMODULE_NAMES:
             return None  # `model.generator_forward`, `args.model`: a method or a setting, not a module
         lowered = last.lower() if not re.search("[a-z][A-Z]", last) else "_".join(words(last))
+        if lowered.lstrip("_").split("_")[0] in _VERBS:
+            return None  # `save_model`, `is_peft_model`, `self._wrap_model`: a function about a model
         for role, pattern in _NAME_ROLES:
             if pattern.search(lowered):
                 return Role(role, None, "named like one")

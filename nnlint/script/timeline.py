@@ -80,7 +80,10 @@ class Timeline:
         for functions in index.functions.values():
             for function in functions:
                 if function not in called and not self._nested(function):
-                    self.roots.append(Root(function, self._block(_body(function), _Frame.top(function))))
+                    frame = _Frame.top(function)
+                    if any(self._disables_grad(decorator.decorator) for decorator in function.decorators):
+                        frame = frame.without_grad()
+                    self.roots.append(Root(function, self._block(_body(function), frame)))
 
     def _nested(self, function: cst.FunctionDef) -> bool:
         return self.index.parent_function.get(function) is not None
@@ -161,8 +164,10 @@ class Timeline:
         return items
 
     def _renames(self, call: cst.Call, callee: cst.FunctionDef, frame: _Frame) -> dict[str, str]:
+        # A nested function sees its caller's variables (a closure); any other sees only globals.
+        renames = dict(frame.renames) if self.index.parent_function.get(callee) is frame.function else {}
         # A local of the called function is not the caller's variable of the same name.
-        renames = {name: f"{callee.name.value}.<locals>.{name}" for scope, name in self.index.bindings if scope is callee}
+        renames.update({name: f"{callee.name.value}.<locals>.{name}" for scope, name in self.index.bindings if scope is callee})
         for param in [*callee.params.posonly_params, *callee.params.params, *callee.params.kwonly_params]:
             argument = argument_for(call, callee, param.name.value)
             name = dotted_name(_unwrap(argument)) if argument is not None else None
@@ -236,7 +241,7 @@ class Timeline:
     def _disables_grad(self, expr: cst.BaseExpression) -> bool:
         """`torch.no_grad()`, `torch.inference_mode()`, `torch.set_grad_enabled(False)` (call or decorator)."""
         target = expr.func if isinstance(expr, cst.Call) else expr
-        qualified = self.context.qualified_name(target) or ""
+        qualified = self.context.qualified_name(target) or dotted_name(target) or ""  # `torch` via a star import
         if qualified in _NO_GRAD:
             return True
         if qualified == "torch.set_grad_enabled" and isinstance(expr, cst.Call) and expr.args:

@@ -1,0 +1,113 @@
+"""Where the run uses a model to measure or predict rather than to train: its evaluation calls.
+
+A call of a model outside every training iteration is evaluation when the code says so: the model was
+put in eval mode on every path to the call; or the call runs inside a function named like evaluate /
+validate / test / predict / infer (the function itself or one the run passed through to get there),
+inside a loop over a validation or test loader, or under `torch.no_grad()` / `inference_mode()` inside
+a loop over some loader. `no_grad` alone is not enough: a shape check on random input or a GAN drawing
+samples also run without gradients. A file that neither trains nor loads weights has no evaluation
+calls (`def test(): net = ResNet18(); net(x)` checks shapes of random weights), nor have unit-test
+files (`test_*.py`): their `test_` functions test code."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import libcst as cst
+
+from nnlint.names import dotted_name
+from nnlint.script.index import FileIndex, words
+from nnlint.script.roles import LOADER, Roles
+from nnlint.script.timeline import MODEL_CALL, Event, Loop, Root, Timeline
+from nnlint.script.training import EVAL_MODE, Training
+
+_EVAL_FUNCTION_WORDS = frozenset(
+    {"eval", "evaluate", "evaluation", "validate", "validation", "val", "valid", "test", "testing", "predict",
+     "prediction", "infer", "inference"}
+)  # fmt: skip
+_LOADS = frozenset({"load_state_dict", "from_pretrained", "load_from_checkpoint", "load_checkpoint"})
+_EVAL_DATA_WORDS = frozenset({"val", "valid", "validation", "test", "testing", "eval", "dev", "holdout"})
+
+
+@dataclass(frozen=True)
+class EvaluationCall:
+    event: Event  # the model call
+    root: Root
+    why: str  # what makes it evaluation, for messages: "in `validate()`", "in the loop over `val_loader`"
+    after_eval: bool  # the model was put in eval mode on every path here: this code owns the evaluation
+
+
+class Evaluation:
+    def __init__(self, index: FileIndex, roles: Roles, timeline: Timeline, training: Training) -> None:
+        self.index = index
+        self.roles = roles
+        self.training = training
+        self.calls: list[EvaluationCall] = []
+        if _is_unit_test_file(index.context.path) or not (training.iterations or self._loads_weights()):
+            return
+        for root in timeline.roots:
+            self._visit(root.body, root, (), training)
+
+    def _visit(self, items, root: Root, loops: tuple[Loop, ...], training: Training) -> None:
+        for item in items:
+            if isinstance(item, Loop):
+                self._visit(item.body, root, (*loops, item), training)
+            elif isinstance(item, Event):
+                if item.kind == MODEL_CALL and not training.in_training(item.node):
+                    after_eval = self._after_eval(item)
+                    why = after_eval or self._why(item, root, loops)
+                    if why is not None:
+                        self.calls.append(EvaluationCall(item, root, why, after_eval is not None))
+            else:
+                for arm in item.arms:
+                    self._visit(arm, root, loops, training)
+
+    def _after_eval(self, event: Event) -> str | None:
+        modes = self.training.modes(event.node)
+        if modes and all(mode == EVAL_MODE and setter is not None for mode, setter in modes):
+            lines = sorted({self.index.context.position(setter.node).start.line for _, setter in modes})
+            return "after `eval()` (line " + ", ".join(map(str, lines)) + ")"
+        return None
+
+    def _why(self, event: Event, root: Root, loops: tuple[Loop, ...]) -> str | None:
+        for function in self._functions(event, root):
+            found = set(words(function.name.value))
+            if found & _EVAL_FUNCTION_WORDS and "train" not in found:
+                return f"in `{function.name.value}()`"
+        for loop in reversed(loops):
+            if loop.iterates and set(words(loop.iterates.rpartition(".")[2])) & _EVAL_DATA_WORDS:
+                return f"in the loop over `{loop.iterates}`"
+        if event.no_grad:
+            for loop in reversed(loops):
+                if loop.iterates and self._is_loader(loop):
+                    return f"under no_grad in the loop over `{loop.iterates}`"
+        return None
+
+    def _functions(self, event: Event, root: Root) -> list[cst.FunctionDef]:
+        """The functions the run is inside at the event: the root's, those it called to get there."""
+        found = [root.node] if isinstance(root.node, cst.FunctionDef) else []
+        caller = found[0] if found else None
+        for call in event.via:
+            caller = self.index.callee(call, caller)
+            if caller is not None:
+                found.append(caller)
+        return found
+
+    def _loads_weights(self) -> bool:
+        for call, _ in self.index.calls:
+            qualified = self.index.context.call_name(call) or dotted_name(call.func) or ""
+            if qualified.rpartition(".")[2] in _LOADS or qualified in ("torch.load", "torch.hub.load"):
+                return True
+        return False
+
+    def _is_loader(self, loop: Loop) -> bool:
+        iterated = loop.node.iter if isinstance(loop.node, cst.For) else None
+        while isinstance(iterated, cst.Call) and iterated.args:  # enumerate(tqdm(loader))
+            iterated = iterated.args[0].value
+        return iterated is not None and self.roles.is_(iterated, loop.function, LOADER)
+
+
+def _is_unit_test_file(path: str) -> bool:
+    name = os.path.basename(path)
+    return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
