@@ -25,7 +25,7 @@ from nnlint.confirm.run import (
 from nnlint.confirm.sandbox import run_jobs
 from nnlint.confirm.settings import ConfirmSettings
 from nnlint.discover import FileFinder
-from nnlint.finding import Diagnostic, Finding
+from nnlint.finding import Diagnostic
 from nnlint.runner import RunResult, display_path
 
 _TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")

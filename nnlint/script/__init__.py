@@ -6,6 +6,7 @@
 - `training`: the training iterations, their epoch loops, and each model's train/eval mode at each
   of its calls (`training`);
 - `flow`: where a tensor's value comes from within a function (`dataflow`);
+- `executed_iterations`: the training iterations that run when the file itself is executed (`executed`);
 - `evaluation`: the model calls that evaluate or predict rather than train (`evaluation`).
 
 Each part is built on first use, at the end of the traversal (rules ask from `leave_Module`, when the
@@ -58,6 +59,13 @@ class Script:
         from nnlint.script.evaluation import Evaluation
 
         return Evaluation(self.index, self.roles, self.timeline, self.training)
+
+    @cached_property
+    def executed_iterations(self):
+        """The training iterations that run when this file is executed (not a library's step functions)."""
+        from nnlint.script.executed import executed_iterations
+
+        return executed_iterations(self.index, self.training)
 
     def mode_free(self, subject: str, scope) -> bool:
         """The model named `subject` (in `scope`) has no layer whose output depends on train/eval mode."""

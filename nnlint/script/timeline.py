@@ -103,7 +103,7 @@ class Timeline:
             return [item for small in node.body for item in self._simple(small, frame)]
         if isinstance(node, cst.If):
             items = self._expression(node.test, frame)
-            if _is_main_guard(node.test):
+            if is_main_guard(node.test):
                 return items + self._block(_body(node), frame)
             arms = [self._block(_body(node), frame.guard())] if not _dead_end(node) else []
             orelse = node.orelse
@@ -395,5 +395,5 @@ def _dead_end(arm: cst.CSTNode) -> bool:
     return isinstance(small, cst.Assert) and isinstance(small.test, cst.Name) and small.test.value == "False"
 
 
-def _is_main_guard(test: cst.BaseExpression) -> bool:
+def is_main_guard(test: cst.BaseExpression) -> bool:
     return isinstance(test, cst.Comparison) and dotted_name(test.left) == "__name__"
