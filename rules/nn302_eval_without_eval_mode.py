@@ -1,7 +1,10 @@
 import libcst as cst
 
+from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
+from nnlint.names import dotted_name
 from nnlint.rule import Example, Rule
 from nnlint.script import script_model
+from nnlint.script.timeline import CREATE
 from nnlint.script.training import TRAIN_MODE
 
 
@@ -207,17 +210,47 @@ for epoch in range(10):
                 found.append((call.event.node, call, modes))
         for model_call, call, modes in script.reports(found):
             subject = script.code(model_call.func)
+            scope = call.root.node if isinstance(call.root.node, cst.FunctionDef) else None
+            built = script.roles.built_by(call.event.subject, scope)
             self.report(
                 model_call,
                 f"`{subject}` is called {call.why} while still in train mode ({_since(script, modes)}): dropout stays "
                 f"on and BatchNorm normalises with this batch; call {subject}.eval() before evaluating "
                 f"(and {subject}.train() after)",
+                facts={"model": subject, "built_by": dotted_name(built.func) if built is not None else None},
             )
+
+    @staticmethod
+    def runtime_check(finding: ProbeFinding, session) -> Verdict:
+        """Build the model the script evaluates: does its output depend on train/eval mode, and through what?"""
+        from nnlint.confirm.modes import mode_dependent_layers, train_eval_difference
+
+        record, why = session.model_named(finding.facts.get("built_by"))
+        if record is None:
+            return unverifiable(why)
+        layers = mode_dependent_layers(record.probe.module)
+        data = {"model": record.name, "layers": layers}
+        if layers:
+            shown = ", ".join(layers[:4]) + (f" and {len(layers) - 4} more" if len(layers) > 4 else "")
+            return confirmed(f"{record.name} holds mode-dependent layers: {shown}", **data)
+        difference = train_eval_difference(session, record)
+        if difference > 0:
+            return confirmed(
+                f"{record.name} has no dropout or batch norm, but its output on {record.probe.describe_input()} differs "
+                f"by up to {difference:.3g} between train() and eval() (its code reads self.training)",
+                difference=difference, **data,
+            )
+        return refuted(
+            f"{record.name} has no mode-dependent layer and gives the same output in train() and eval() on "
+            f"{record.probe.describe_input()}",
+            **data,
+        )
 
 
 def _since(script, modes) -> str:
     """Where the train mode comes from, for the message: the `train()` call, or the model's creation."""
-    setters = sorted({script.line(setter.node) for _, setter in modes if setter is not None})
+    setters = sorted({(script.line(setter.node), setter.kind) for _, setter in modes if setter is not None})
     if not setters:
         return "a new module starts in train mode"
-    return "set at line " + ", ".join(map(str, setters))
+    verb = "created" if all(kind == CREATE for _, kind in setters) else "set"
+    return f"{verb} at line " + ", ".join(str(line) for line, _ in setters)

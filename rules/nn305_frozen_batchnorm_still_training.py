@@ -6,11 +6,12 @@ import libcst as cst
 from nnlint.names import dotted_name
 from nnlint.rule import Example, Rule
 from nnlint.script import script_model
-from nnlint.script.index import Binding, FileIndex
-from nnlint.script.roles import OPTIMIZER, Role, argument_for
+from nnlint.script.modules import has_batchnorm
+from nnlint.script.objects import Origin, children_of
+from nnlint.script.roles import OPTIMIZER, Role
 from nnlint.script.timeline import MODEL_CALL, TRAIN
 from nnlint.script.training import TRAIN_MODE
-from nnlint.tree import descendants, walk_with_ancestors
+from nnlint.tree import descendants
 
 # Code that already keeps frozen BatchNorm in eval (timm's freeze_batch_norm_2d, torchvision's
 # FrozenBatchNorm2d, mmcv's norm_eval, a `train()` override, `track_running_stats=False`).
@@ -18,17 +19,6 @@ _HANDLED = re.compile(
     r"FrozenBatchNorm|freeze_batch_norm|freeze_bn|freeze_norm|norm_eval|bn_eval|fix_bn|set_bn|"
     r"track_running_stats|def train\(self"
 )
-# Architectures built with BatchNorm, by factory name (torchvision.models.<name>, timm.create_model("<name>")).
-_BATCHNORM_ARCHITECTURES = re.compile(
-    r"^(tv_|tf_)?(resnet\d|resnext|seresnext?\d|ecaresnet|skresnet|wide_resnet|densenet|efficientnet|"
-    r"mobilenet_?v[234]|mnasnet|shufflenet|regnet_?[xy]|googlenet|inception_v3|vgg\d+_bn|dla\d|dpn\d|hrnet|"
-    r"xception|res2net|resnest|rexnet|ghostnet|cspresnet|cspdarknet|darknet|mixnet|lcnet|tinynet|"
-    r"fcn_resnet|deeplabv3_|lraspp|r3d_|mc3_|r2plus1d_)"
-)
-# The children of those models that hold BatchNorm layers (`model.layer4`, `model.features`), and not the head.
-_BATCHNORM_CHILDREN = re.compile(r"^(bn\d|layer\d|features|blocks|stem|stages|conv_stem|body|backbone|encoder)$")
-_WRAPPER_METHODS = ("to", "cuda", "cpu", "float", "half", "double", "bfloat16", "train", "requires_grad_")
-_WRAPPER_CALLS = ("DataParallel", "DistributedDataParallel", "DDP", "compile")
 _NO_ROLE = Role("", None, "")
 _ITERATION_WRAPPERS = ("list", "enumerate", "tqdm")
 # A function applied to every module that puts normalisation layers in eval: `model.apply(set_bn_eval)`.
@@ -464,7 +454,7 @@ for x, y in loader:
             partial = _name_filter(tests, name_var)
             if partial is None:
                 continue  # frozen under a condition that is not about the parameter's name
-            if any(isinstance(loop, cst.For) and _children_of(loop.iter) and owner in _names(loop.target)
+            if any(isinstance(loop, cst.For) and children_of(loop.iter) and owner in _names(loop.target)
                    for loop in self.context.enclosing_loops()):
                 partial = "some of its children"
             self.freezes.append(_Freeze(statement, owner, self.context.enclosing_function(), partial))
@@ -485,14 +475,14 @@ for x, y in loader:
         if not self.freezes or _HANDLED.search(self.context.source):
             return
         script = script_model(self.context)
-        objects = _Objects(script.index)
-        evaluated = objects.evaluated_parts()
-        trained = objects.trained_in_train_mode(script)
+        objects = script.objects
+        evaluated = _evaluated_parts(script)
+        trained = _trained_in_train_mode(script)
         for freeze in self.freezes:
             # Each object the freeze may apply to (one per call of a `freeze(model)` helper, per `if` arm
             # choosing the architecture) that has BatchNorm.
             origins = objects.origins(freeze.path, freeze.function, at=freeze.node)
-            frozen = [origin for origin in origins if objects.has_batchnorm(*origin)]
+            frozen = [origin for origin in origins if has_batchnorm(objects, *origin)]
             if not frozen:
                 continue
             if objects.covers(frozen, evaluated):
@@ -504,7 +494,7 @@ for x, y in loader:
                 part = objects.part_of(frozen, origins)
                 if part is None or _after_training(script, freeze, loop) or _same_setting(objects, freeze.node, setter):
                     continue
-                if not part and not freeze.partial and setter is not None and not objects.optimised(frozen, script):
+                if not part and not freeze.partial and setter is not None and not _optimised(script, frozen):
                     continue  # a fully frozen model put in train() on purpose (a mean teacher's BatchNorm)
                 self._report(script, freeze, forward, setter, loop.node, part)
                 break
@@ -643,249 +633,73 @@ def _after_training(script, freeze: _Freeze, loop) -> bool:
     return loop.function is freeze.function and script.line(freeze.node) > script.line(loop.node)
 
 
-Origin = tuple[Binding, str]  # the binding that built an object, and the path of a part of it ("" = all)
-
-
-class _Objects:
-    """Which object a name holds, as the binding that built it: through `model = model.to(device)`,
-    `net = DDP(model)`, a parameter passed one object at every call, a file function that returns it, and
-    the alternatives of an `if args.arch == ...: model = ... elif ...` chain. (A fact other rules could
-    share: it belongs next to `Roles` in nnlint/script.)"""
-
-    def __init__(self, index: FileIndex) -> None:
-        self.index = index
-        self.context = index.context
-        self._parents: dict[int, list[cst.CSTNode]] | None = None
-
-    def ancestors(self, node: cst.CSTNode) -> list[cst.CSTNode]:
-        if self._parents is None:
-            self._parents = {id(n): list(a) for n, a in walk_with_ancestors(self.context.module, []) if isinstance(
-                n, (cst.SimpleStatementLine, cst.BaseSmallStatement, cst.Call, cst.Param, cst.For, cst.WithItem))}
-        return self._parents.get(id(node), [])
-
-    def _line(self, node: cst.CSTNode) -> int:
-        return self.context.position(node).start.line
-
-    def origins(self, path: str, function, at: cst.CSTNode | None = None, depth: int = 0) -> list[Origin]:
-        """Every object the head of `path` may hold where `at` reads it, with the rest of the path; [] unknown."""
-        if depth > 6:
-            return []
-        head, _, rest = path.partition(".")
-        if head == "self":
-            owner = self.index.owner_class.get(function) if function is not None else None
-            return [(Binding("self", None, owner, owner), rest)] if owner is not None else []
-        bindings = [b for b in self.index.lookup(head, function) if not _wraps_itself(b)]
-        if len(bindings) > 1:
-            bindings = self._reaching(bindings, at) if at is not None else []
-        found = []
-        for binding in bindings:
-            if isinstance(binding.value, cst.Name) and binding.value.value == "None":
-                continue  # `model = None` before the branches that build it
-            inner = self._origins_of_binding(binding, depth)
-            if not inner:
-                return []
-            found.extend((origin, ".".join(p for p in (part, rest) if p)) for origin, part in inner)
-        return found
-
-    def _reaching(self, bindings: list[Binding], at: cst.CSTNode) -> list[Binding]:
-        """Of a name bound several times (a notebook re-creating `model`, an `if/elif` on the architecture),
-        the bindings that reach `at` in straight-line code; [] when a loop decides."""
-        line = self._line(at)
-        before = sorted((b for b in bindings if self._line(b.node) < line), key=lambda b: self._line(b.node))
-        if not before:
-            return []
-        last = before[-1]
-        around = set(map(id, self.ancestors(at)))
-        branches = [a for a in self.ancestors(last.node) if id(a) not in around]
-        if any(isinstance(a, (cst.For, cst.While, cst.Try, cst.With)) for a in branches):
-            return []
-        chain = next((a for a in branches if isinstance(a, cst.If)), None)
-        if chain is None:
-            return [last]
-        arms = [b for b in before if any(a is chain for a in self.ancestors(b.node))]
-        earlier = [b for b in before if self._line(b.node) < self._line(chain)]
-        exhaustive = _exhaustive(chain)
-        return arms if exhaustive or not earlier else [*arms, earlier[-1]]
-
-    def _origins_of_binding(self, binding: Binding, depth: int) -> list[Origin]:
-        scope = binding.scope if isinstance(binding.scope, cst.FunctionDef) else None
-        if isinstance(binding.node, cst.Param):
-            found = []
-            for call, caller in self.index.calls:
-                if self.index.callee(call, caller) is not scope:
-                    continue
-                argument = argument_for(call, scope, binding.name)
-                name = dotted_name(_unwrap(argument)) if argument is not None else None
-                if name is None:
-                    return []
-                found.extend(self.origins(name, caller, call, depth + 1))
-            return found
-        if isinstance(binding.node, cst.For):
-            owner = _children_of(binding.node.iter)  # `for child in list(model.children())[:7]`: part of model
-            return self.origins(owner, scope, binding.node, depth + 1) if owner else []
-        if binding.value is None:
-            return []
-        value = _unwrap(binding.value)
-        if isinstance(value, (cst.Name, cst.Attribute)) and dotted_name(value):
-            return self.origins(dotted_name(value), scope, binding.node, depth + 1)
-        if isinstance(value, cst.Call):
-            callee = self.index.callee(value, scope)
-            if callee is None:
-                return [(binding, "")]
-            returned = _returned(callee, binding)
-            name = dotted_name(_unwrap(returned)) if returned is not None else None
-            return self.origins(name, callee, returned, depth + 1) if name else []
-        return []
-
-    def same(self, first: Binding, second: Binding) -> bool:
-        """One object: the same binding, or an instance of the class whose `self` the other is."""
-        if first.node is second.node:
+def _optimised(script, frozen: list[Origin]) -> bool:
+    """An optimizer of the file is built from the frozen model's parameters: part of it still learns."""
+    index, objects = script.index, script.objects
+    for call, function in index.calls:
+        # `SGD(model.parameters())`, or through one name: `params = [p for p in model.parameters() if ...]`
+        read = [a.value for a in call.args] + [
+            b.value for a in call.args if isinstance(a.value, cst.Name)
+            for b in index.lookup(a.value.value, function) if b.value is not None
+        ]
+        owners = {
+            dotted_name(n.func.value) for value in read for n in descendants(value)
+            if isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute)
+            and n.func.attr.value in ("parameters", "named_parameters")
+        } - {None}
+        if not owners or (script.roles.role_of_value(call, function) or _NO_ROLE).role != OPTIMIZER:
+            continue
+        if any(objects.covers(frozen, objects.origins(owner, function, call)) for owner in owners):
             return True
-        for a, b in ((first, second), (second, first)):
-            if a.name == "self" and isinstance(a.node, cst.ClassDef) and b.value is not None:
-                built = _unwrap(b.value)
-                if isinstance(built, cst.Call) and dotted_name(built.func) == a.node.name.value:
-                    return True
-        return False
+    return False
 
-    def part_of(self, frozen: list[Origin], trained: list[Origin]) -> str | None:
-        """The frozen part's path inside the model a training loop calls, if the loop calls it."""
-        for binding, path in frozen:
-            for model, part in trained:
-                if self.same(binding, model) and (not part or (path + ".").startswith(part + ".")):
-                    return path
-        return None
 
-    def covers(self, frozen: list[Origin], parts: list[Origin], only_wider: bool = False) -> bool:
-        """Some of `parts` is the frozen part, holds it, or (unless `only_wider`) lies inside it."""
-        return any(
-            self.same(binding, other) and (_within(path, part) or not only_wider and _within(part, path))
-            for binding, path in frozen for other, part in parts
-        )
-
-    def optimised(self, frozen: list[Origin], script) -> bool:
-        """An optimizer of the file is built from the frozen model's parameters: part of it still learns."""
-        for call, function in self.index.calls:
-            # `SGD(model.parameters())`, or through one name: `params = [p for p in model.parameters() if ...]`
-            read = [a.value for a in call.args] + [
-                b.value for a in call.args if isinstance(a.value, cst.Name)
-                for b in self.index.lookup(a.value.value, function) if b.value is not None
-            ]
-            owners = {
-                dotted_name(n.func.value) for value in read for n in descendants(value)
-                if isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute)
-                and n.func.attr.value in ("parameters", "named_parameters")
-            } - {None}
-            if not owners or (script.roles.role_of_value(call, function) or _NO_ROLE).role != OPTIMIZER:
+def _evaluated_parts(script) -> list[Origin]:
+    """The parts of models the file puts in eval (`model.backbone.eval()`, `self.encoder.train(False)`) and
+    the models whose modules a loop or `apply` puts in eval one by one (`for m in model.modules(): m.eval()`)."""
+    index, objects = script.index, script.objects
+    found = []
+    for call, function in index.calls:
+        func = call.func
+        if not isinstance(func, cst.Attribute):
+            continue
+        method = func.attr.value
+        if method == "eval" or method == "train" and call.args and dotted_name(call.args[0].value) == "False":
+            receiver = dotted_name(func.value)
+            if receiver is None:
                 continue
-            if any(self.covers(frozen, self.origins(owner, function, call)) for owner in owners):
-                return True
-        return False
+            if "." not in receiver:
+                loop = next((b for b in index.lookup(receiver, function) if isinstance(b.node, cst.For)), None)
+                owner = _modules_of(loop.node.iter) if loop is not None else None
+                if owner is not None:
+                    found.extend(objects.origins(owner, function, call))
+                    continue
+            found.extend(origin for origin in objects.origins(receiver, function, call) if origin[1])
+        elif method == "apply" and call.args and dotted_name(func.value) and _evaluates(call.args[0].value):
+            found.extend(objects.origins(dotted_name(func.value), function, call))
+    return found
 
-    def has_batchnorm(self, binding: Binding, path: str, depth: int = 0) -> bool:
-        """The part `path` of the object built at `binding` contains BatchNorm layers."""
-        if depth > 6:
-            return False
-        if binding.name == "self" and isinstance(binding.node, cst.ClassDef):
-            return self._class_part_has_batchnorm(binding.node, path, depth)
-        value = _unwrap(binding.value) if binding.value is not None else None
-        if not isinstance(value, cst.Call):
-            return False
-        scope = binding.scope if isinstance(binding.scope, cst.FunctionDef) else None
-        if not path:
-            return self.expression_has_batchnorm(value, scope, depth + 1)
-        name = dotted_name(value.func) or ""
-        if name in self.index.module_classes:
-            return self._class_part_has_batchnorm(self.index.classes[name], path, depth)
-        if _architecture(self.context.call_name(value) or name, value):
-            return bool(_BATCHNORM_CHILDREN.match(path.split(".")[0]))
-        return False
 
-    def _class_part_has_batchnorm(self, cls: cst.ClassDef, path: str, depth: int) -> bool:
-        if not path:
-            return self._class_has_batchnorm(cls, depth)
-        first, _, rest = path.partition(".")
-        bindings = [b for b in self.index.bindings.get((cls, f"self.{first}"), []) if b.value is not None]
-        if len(bindings) != 1:
-            return False
-        method = next((a for a in reversed(self.ancestors(bindings[0].node)) if isinstance(a, cst.FunctionDef)), None)
-        binding = Binding(first, bindings[0].value, bindings[0].node, method or cls)
-        origins = self._origins_of_binding(binding, depth + 1)
-        return bool(origins) and all(
-            self.has_batchnorm(origin, ".".join(p for p in (part, rest) if p), depth + 1) for origin, part in origins
-        )
-
-    def _class_has_batchnorm(self, cls: cst.ClassDef, depth: int) -> bool:
-        if "BatchNorm" in self.context.module.code_for_node(cls):
-            return True
-        return any(
-            isinstance(node, cst.Call) and self.expression_has_batchnorm(node, None, depth + 1, shallow=True)
-            for node in descendants(cls)
-        )
-
-    def expression_has_batchnorm(self, value: cst.BaseExpression, scope, depth: int, shallow: bool = False) -> bool:
-        """The module an expression builds has BatchNorm: a BatchNorm layer, a known CNN, a class of the file
-        with BatchNorm, or a container / slice of the children of one (`nn.Sequential(*list(resnet.children()))`)."""
-        if depth > 6:
-            return False
-        for node in [value] if shallow else descendants(value):
-            if isinstance(node, cst.Call):
-                qualified = self.context.call_name(node) or dotted_name(node.func) or ""
-                last = qualified.rsplit(".", 1)[-1]
-                if re.match(r"(Sync)?BatchNorm\dd$", last) or _architecture(qualified, node):
-                    return True
-                if last in self.index.module_classes and self._class_has_batchnorm(self.index.classes[last], depth + 1):
-                    return True
-            elif isinstance(node, cst.Name) and not shallow and scope is not None:
-                origins = self.origins(node.value, scope, None, depth + 1)
-                if any(o.value is not None and self.has_batchnorm(o, part, depth + 1) for o, part in origins):
-                    return True
-        return False
-
-    def evaluated_parts(self) -> list[Origin]:
-        """The parts of models the file puts in eval (`model.backbone.eval()`, `self.encoder.train(False)`) and
-        the models whose modules a loop or `apply` puts in eval one by one (`for m in model.modules(): m.eval()`)."""
-        found = []
-        for call, function in self.index.calls:
-            func = call.func
-            if not isinstance(func, cst.Attribute):
+def _trained_in_train_mode(script):
+    """(the models it calls, the forward, the train() event that set the mode or None, the loop) for each
+    model call of a training iteration that may run in train mode."""
+    found = []
+    for iteration in script.training.iterations:
+        if iteration.loop is None:
+            continue
+        scope = iteration.root.node if isinstance(iteration.root.node, cst.FunctionDef) else None
+        for event in iteration.events:
+            if event.kind != MODEL_CALL or not event.subject:
                 continue
-            method = func.attr.value
-            if method == "eval" or method == "train" and call.args and dotted_name(call.args[0].value) == "False":
-                receiver = dotted_name(func.value)
-                if receiver is None:
-                    continue
-                if "." not in receiver:
-                    loop = next((b for b in self.index.lookup(receiver, function) if isinstance(b.node, cst.For)), None)
-                    owner = _modules_of(loop.node.iter) if loop is not None else None
-                    if owner is not None:
-                        found.extend(self.origins(owner, function, call))
-                        continue
-                found.extend(origin for origin in self.origins(receiver, function, call) if origin[1])
-            elif method == "apply" and call.args and dotted_name(func.value) and _evaluates(call.args[0].value):
-                found.extend(self.origins(dotted_name(func.value), function, call))
-        return found
-
-    def trained_in_train_mode(self, script):
-        """(the models it calls, the forward, the train() event that set the mode or None, the loop) for each
-        model call of a training iteration that may run in train mode."""
-        found = []
-        for iteration in script.training.iterations:
-            if iteration.loop is None:
+            setters = [setter for mode, setter in script.training.modes(event.node) if mode == TRAIN_MODE]
+            if not setters:
                 continue
-            scope = iteration.root.node if isinstance(iteration.root.node, cst.FunctionDef) else None
-            for event in iteration.events:
-                if event.kind != MODEL_CALL or not event.subject:
-                    continue
-                setters = [setter for mode, setter in script.training.modes(event.node) if mode == TRAIN_MODE]
-                if not setters:
-                    continue
-                # The subject is named as the entry point knows it: read it where the entry point calls in.
-                origins = self.origins(event.subject, scope, event.via[0] if event.via else event.node)
-                if origins:
-                    setter = next((s for s in setters if s is not None and s.kind == TRAIN), None)
-                    found.append((origins, event, setter, iteration.loop))
-        return found
+            # The subject is named as the entry point knows it: read it where the entry point calls in.
+            origins = script.objects.origins(event.subject, scope, event.via[0] if event.via else event.node)
+            if origins:
+                setter = next((s for s in setters if s is not None and s.kind == TRAIN), None)
+                found.append((origins, event, setter, iteration.loop))
+    return found
 
 
 def _evaluates(function: cst.BaseExpression) -> bool:
@@ -894,82 +708,6 @@ def _evaluates(function: cst.BaseExpression) -> bool:
         return any(isinstance(n, cst.Attribute) and n.attr.value == "eval" for n in descendants(function.body))
     name = dotted_name(function)
     return bool(name and _EVAL_APPLIED.search(name))
-
-
-def _within(path: str, part: str) -> bool:
-    """`path` is `part` or inside it ("" is the whole model)."""
-    return not part or path == part or path.startswith(part + ".")
-
-
-def _exhaustive(chain: cst.If) -> bool:
-    """An `if/elif/else` chain that ends in `else`: one arm always runs."""
-    orelse = chain.orelse
-    while isinstance(orelse, cst.If):
-        orelse = orelse.orelse
-    return orelse is not None
-
-
-def _architecture(qualified: str, call: cst.Call) -> bool:
-    """A torchvision or timm model of a family built with BatchNorm."""
-    if qualified.startswith("torchvision.models."):
-        return bool(_BATCHNORM_ARCHITECTURES.match(qualified.rsplit(".", 1)[-1]))
-    if qualified in ("timm.create_model", "timm.models.create_model") and call.args:
-        name = call.args[0].value
-        return isinstance(name, cst.SimpleString) and bool(_BATCHNORM_ARCHITECTURES.match(name.evaluated_value))
-    return False
-
-
-def _unwrap(value: cst.BaseExpression) -> cst.BaseExpression:
-    """`Net().to(device)`, `DDP(model)`, `torch.compile(model)` -> what they wrap."""
-    while isinstance(value, cst.Call):
-        func = value.func
-        if isinstance(func, cst.Attribute) and func.attr.value in _WRAPPER_METHODS:
-            value = func.value
-        elif (dotted_name(func) or "").rsplit(".", 1)[-1] in _WRAPPER_CALLS and value.args:
-            value = value.args[0].value
-        else:
-            break
-    return value
-
-
-def _wraps_itself(binding: Binding) -> bool:
-    """`model = model.to(device)`: the name keeps its object."""
-    if binding.value is None:
-        return False
-    inner = _unwrap(binding.value)
-    return inner is not binding.value and dotted_name(inner) == binding.name
-
-
-def _returned(function: cst.FunctionDef, binding: Binding) -> cst.BaseExpression | None:
-    """What a function returns for the name `binding` binds (the element of `a, b = f()` it takes)."""
-    returns = [n.value for n in descendants(function) if isinstance(n, cst.Return) and n.value is not None]
-    if len(returns) != 1:
-        return None
-    value = returns[0]
-    if isinstance(value, cst.Tuple) and isinstance(binding.node, cst.Assign):
-        target = binding.node.targets[0].target
-        if isinstance(target, (cst.Tuple, cst.List)):
-            names = [dotted_name(e.value) for e in target.elements]
-            if binding.name in names and len(names) == len(value.elements):
-                return value.elements[names.index(binding.name)].value
-        return None
-    return value
-
-
-def _children_of(iterable: cst.BaseExpression) -> str | None:
-    """`X` of `for c in X.children()`, `list(X.children())[:k]`, `enumerate(X.children())`: the first children
-    of X, where a CNN keeps its stem and BatchNorm (a slice from the end is not accepted)."""
-    if isinstance(iterable, cst.Subscript):
-        index = iterable.slice[0].slice if len(iterable.slice) == 1 else None
-        if not isinstance(index, cst.Slice) or index.lower is not None:
-            return None
-        iterable = iterable.value
-    while isinstance(iterable, cst.Call) and dotted_name(iterable.func) in ("list", "enumerate") and iterable.args:
-        iterable = iterable.args[0].value
-    if isinstance(iterable, cst.Call) and isinstance(iterable.func, cst.Attribute):
-        if iterable.func.attr.value in ("children", "named_children") and not iterable.args:
-            return dotted_name(iterable.func.value)
-    return None
 
 
 def _modules_of(iterable: cst.BaseExpression) -> str | None:

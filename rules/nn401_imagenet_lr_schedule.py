@@ -1,41 +1,67 @@
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from functools import partial
 
 import libcst as cst
 
 from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
 from nnlint.rule import Example, Rule
-from nnlint.training_facts import Scheduler, StepContext, TrainingFacts, TrainingLength, training_facts
+from nnlint.script import Script, script_model
+from nnlint.script.length import StepContext, TrainingLength
+from nnlint.script.schedules import PeriodicDecay, Scheduler
 
 _PERIOD = 30  # the ImageNet recipe: LR / 10 every 30 epochs
 _GAMMA = 0.1
 _MILESTONES = (30, 60)
 # The confirmation threshold of RULES.md: a schedule that takes the LR below this fraction of its
-# start before half of the run has stopped the training early.
+# start within the run trains its last epochs at an LR too small to learn anything.
 _LR_FLOOR = 1e-3
-# A LambdaLR or hand-written decay is simulated as the torch scheduler it equals.
-_AS_STEP_LR = {"scheduler": "StepLR", "step_size": _PERIOD, "gamma": _GAMMA}
 
 
 @dataclass(frozen=True)
 class _Schedule:
-    """The ImageNet step decay, however the file wrote it (StepLR, MultiStepLR, LambdaLR, by hand)."""
+    """A step decay, however the file wrote it (StepLR, MultiStepLR, ExponentialLR, LambdaLR, by hand)."""
 
     written: str  # how the message names it
     node: cst.CSTNode  # where it is reported
-    period: int | None  # StepLR, LambdaLR, by hand: every `period` epochs
+    gamma: float
+    period: int | None  # StepLR, ExponentialLR (1), LambdaLR, by hand: every `period` epochs
     milestones: tuple[int, ...]  # MultiStepLR
     stepped: list[StepContext]  # where its steps run (for a hand-written decay: where it is computed)
     source: dict  # what the runtime simulation builds: a torch scheduler and its arguments
+    recipe: bool  # the ImageNet recipe itself: x0.1 every 30 epochs, or at epochs 30, 60(, 90)
+    floored: bool = False  # `max(decay, min_lr)`: the LR never goes below the floor
 
     def decays_before(self, epoch: float) -> list[int]:
         """The epochs at which the LR drops, before `epoch` (stepped once per epoch, as the recipe does)."""
         if self.period:
             return list(range(self.period, math.ceil(epoch), self.period))
         return [milestone for milestone in self.milestones if milestone < epoch]
+
+    def decay_epoch(self, count: int) -> int | None:
+        """The epoch of the `count`-th decay (1-based), if the schedule has one."""
+        if self.period:
+            return count * self.period
+        return self.milestones[count - 1] if count <= len(self.milestones) else None
+
+    def first_below_floor(self) -> int | None:
+        """The epoch from which the LR is below `_LR_FLOOR` of its start (0.1**3 is not below 1e-3)."""
+        if self.floored:
+            return None
+        count = max(1, math.floor(math.log(_LR_FLOOR) / math.log(self.gamma)))
+        while not (self.gamma**count < _LR_FLOOR and not math.isclose(self.gamma**count, _LR_FLOOR)):
+            count += 1
+        return self.decay_epoch(count)
+
+
+@dataclass(frozen=True)
+class _Misfit:
+    """What the schedule does over the run that its author cannot have meant."""
+
+    text: str  # "never decays in a 20-epoch run"
+    idle_from: int | None = None  # the epoch from which the LR is below the floor, for a decay too deep
 
 
 def _is_recipe_gamma(gamma: object) -> bool:
@@ -47,28 +73,34 @@ def _is_recipe_milestones(milestones: object) -> bool:
     return isinstance(milestones, list) and tuple(milestones[:2]) == _MILESTONES and milestones == sorted(milestones)
 
 
+def _is_decay(gamma: object) -> bool:
+    return isinstance(gamma, (int, float)) and 0 < gamma < 1
+
+
 def _article(number: int) -> str:
     """"an 80-epoch run", "an 11-epoch run", "a 20-epoch run"."""
     digits = str(number)
     return "an" if digits[0] == "8" or (digits[:2] in ("11", "18") and len(digits) % 3 == 2) else "a"
 
 
-def _over_the_run(schedule: _Schedule, epochs: int) -> str | None:
+def _over_the_run(schedule: _Schedule, epochs: int) -> _Misfit | None:
     """What the schedule does over `epochs` epochs, if that is not what its author meant; None if it fits."""
     run = f"{_article(epochs)} {epochs}-epoch run"
     decays = schedule.decays_before(epochs)
-    if not decays:
-        return f"never decays in {run}"
-    if any(milestone > epochs for milestone in schedule.milestones):
+    if schedule.recipe and not decays:
+        return _Misfit(f"never decays in {run}")
+    if schedule.recipe and any(milestone > epochs for milestone in schedule.milestones):
         first = "the first" if len(decays) == 1 else f"the first {len(decays)}"
-        return f"reaches only {first} of {len(schedule.milestones)} milestones in {run}"
-    for count, epoch in enumerate(schedule.decays_before(epochs / 2), 1):
-        if _GAMMA**count < _LR_FLOOR:
-            return (
-                f"decays {len(decays)} times in {run}, below {_LR_FLOOR:g}x the initial LR "
-                f"from epoch {epoch}, before half of training"
-            )
-    return None
+        return _Misfit(f"reaches only {first} of {len(schedule.milestones)} milestones in {run}")
+    below = schedule.first_below_floor()
+    if below is None or below >= epochs:
+        return None
+    how = "decays every epoch" if schedule.period == 1 else f"decays {len(decays)} times"
+    return _Misfit(
+        f"{how} in {run}, below {_LR_FLOOR:g}x the initial LR from epoch {below} "
+        f"and at {schedule.gamma ** len(decays):.2g}x in its last epoch",
+        below,
+    )
 
 
 class ImagenetLrSchedule(Rule):
@@ -78,9 +110,12 @@ class ImagenetLrSchedule(Rule):
     epochs: `StepLR(optimizer, 30, 0.1)`, `MultiStepLR(optimizer, [30, 60])`,
     `LambdaLR(optimizer, lambda epoch: 0.1 ** (epoch // 30))`, or by hand,
     `lr = base_lr * 0.1 ** (epoch // 30)` — in a script whose own training
-    length does not fit it: it never decays, reaches only some of its
-    milestones, or takes the LR below 1e-3 of its start before half of
-    training.
+    length does not fit it: it never decays or reaches only some of its
+    milestones. Flags too any step decay that takes the LR below 1e-3 of
+    its start within the run — `StepLR`, `MultiStepLR`, `ExponentialLR`, a
+    `LambdaLR` or hand-written `lr = base_lr * gamma ** (epoch // n)` or
+    `gamma ** epoch` — with the factor it reaches and the epoch it falls
+    below 1e-3 (the ImageNet step in a 200-epoch run ends at 1e-6).
 
     The training length is read from the code: the epoch loop that steps the
     scheduler (`for epoch in range(20)`, `range(start_epoch, args.epochs)`
@@ -91,9 +126,11 @@ class ImagenetLrSchedule(Rule):
     ## Why is this bad?
     The schedule was tuned for 90 epochs of ImageNet. Copied into a 20-epoch
     run it never fires, so the model trains at its initial LR throughout and
-    never gets the late low-LR phase where most of the accuracy is won; in a
-    much longer run it cuts the LR to nothing early and the rest of the
-    training is wasted. Nothing fails, the result is just worse.
+    never gets the late low-LR phase where most of the accuracy is won. A
+    decay that goes on past 1e-3 of the starting LR (a fourth x0.1 step,
+    `ExponentialLR(0.9)` over 100 epochs) leaves the last epochs training
+    at an LR too small to move the weights: that compute is wasted.
+    Nothing fails, the result is just worse.
 
     ## Example
     ```python
@@ -116,18 +153,25 @@ class ImagenetLrSchedule(Rule):
     from a YAML file or another module, or two places disagree), nothing is
     reported: the ImageNet reference scripts use exactly this schedule, and
     a linter that cannot tell a copy from the original must stay silent.
-    A schedule stepped every batch is reported here only when it does not
-    fit the run in epochs either; the stepping itself is NN402's finding.
+    The ImageNet schedule stepped every batch is reported here only when it
+    does not fit the run in epochs either; the stepping itself is NN402's
+    finding, and any other decay stepped every batch is left to NN402 (its
+    period may count batches). A decay under a floor (`max(lr * 0.1 **
+    (epoch // 30), min_lr)`) is not judged too deep, nor is a cosine or
+    linear schedule, which ends near zero by design. A hand-written decay
+    other than the recipe counts only when it computes an LR (`lr = ...`,
+    `group["lr"] = ...`, returned by `adjust_learning_rate`).
 
     ## Runtime confirmation
-    `--confirm` builds the real torch scheduler (`StepLR`/`MultiStepLR`, or
-    the `StepLR` a `LambdaLR` or hand-written decay is equal to) on a dummy
+    `--confirm` builds the real torch scheduler (`StepLR`/`MultiStepLR`/
+    `ExponentialLR`, or the `StepLR` a `LambdaLR` or hand-written decay is
+    equal to) on a dummy
     optimizer with the arguments found, steps it once per epoch over the
     training length found, and reports the LR (as a multiple of the initial
     LR) at each decay, at half of training and in the last epoch. Confirmed
     when the decay never fires within the run, when a milestone lies beyond
-    it, or when the LR falls below 1e-3 of its start before half of
-    training; refuted otherwise. When the code steps it every batch, the
+    it, or when the LR falls below 1e-3 of its start within the run;
+    refuted otherwise. When the code steps it every batch, the
     evidence also says what that does, assuming 100 batches per epoch (a
     loader's length is not in the source); that is NN402's finding.
 
@@ -143,8 +187,8 @@ class ImagenetLrSchedule(Rule):
     code = "NN401"
     name = "imagenet-lr-schedule"
     severity = "warning"
-    summary = "The ImageNet LR schedule (x0.1 every 30 epochs) in a run whose length it does not fit"
-    triggers = ("StepLR", "LambdaLR", "0.1 **", "0.1**")
+    summary = "The ImageNet LR schedule in a run it does not fit, or a step decay that ends below 1e-3 of the LR"
+    triggers = ("StepLR", "LambdaLR", "ExponentialLR", "0.1 **", "0.1**", "** (epoch", "**(epoch", "** epoch", "**epoch")
 
     bad = [
         Example(
@@ -284,6 +328,121 @@ def main(model, train_loader):
 """,
             note="also stepped every batch (NN402 reports the step): the message says both",
             message="stepped every batch (loop at line 11) it decays 10x every 30 batches (NN402)",
+        ),
+        Example(
+            """
+import torch.nn.functional as F
+import torch.optim as optim
+
+start_epoch = 0
+optimizer = optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+scheduler = optim.lr_scheduler.StepLR(optimizer, step_size=30, gamma=0.1)  # <--
+
+def train(epoch):
+    net.train()
+    for batch_idx, (inputs, targets) in enumerate(trainloader):
+        optimizer.zero_grad()
+        F.cross_entropy(net(inputs), targets).backward()
+        optimizer.step()
+
+for epoch in range(start_epoch, start_epoch + 200):
+    train(epoch)
+    test(epoch)
+    scheduler.step()
+""",
+            note="the recipe's step with more decays than its three: a CIFAR script's 200 epochs",
+            message=(
+                "decays 6 times in a 200-epoch run, below 0.001x the initial LR from epoch 120 and at 1e-06x in "
+                "its last epoch (epochs from `range(start_epoch, start_epoch + 200)` at line 16): its last 80 epochs"
+            ),
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import MultiStepLR
+
+def fit(model, loader, num_epochs=250):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = MultiStepLR(optimizer, milestones=[50, 100, 150, 200], gamma=0.1)  # <--
+    for epoch in range(num_epochs):
+        train(model, loader, optimizer)
+        scheduler.step()
+""",
+            note="four x0.1 milestones",
+            message="decays 4 times in a 250-epoch run, below 0.001x the initial LR from epoch 200",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import ExponentialLR
+
+EPOCHS = 100
+
+def main(model, train_loader):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = ExponentialLR(optimizer, gamma=0.9)  # <--
+    for epoch in range(EPOCHS):
+        for x, y in train_loader:
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+        scheduler.step()
+""",
+            message=(
+                "ExponentialLR(gamma=0.9) decays every epoch in a 100-epoch run, below 0.001x the initial LR from "
+                "epoch 66 and at 3e-05x in its last epoch"
+            ),
+        ),
+        Example(
+            """
+import argparse
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--lr", type=float, default=0.1)
+parser.add_argument("--epochs", type=int, default=150)
+args = parser.parse_args()
+
+def adjust_learning_rate(optimizer, epoch):
+    lr = args.lr * (0.5 ** (epoch // 10))  # <--
+    for param_group in optimizer.param_groups:
+        param_group["lr"] = lr
+
+for epoch in range(args.epochs):
+    adjust_learning_rate(optimizer, epoch)
+    train(epoch)
+""",
+            note="a hand-written decay halving every 10 epochs",
+            message="`0.5 ** (epoch // 10)` decays 14 times in a 150-epoch run, below 0.001x the initial LR from epoch 100",
+        ),
+        Example(
+            """
+BASE_LR = 0.01
+NUM_EPOCHS = 200
+
+def lr_at(epoch):
+    return BASE_LR * 0.95 ** epoch  # <--
+
+def main(model, optimizer, loader):
+    for epoch in range(NUM_EPOCHS):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(epoch)
+        train(model, loader, optimizer)
+""",
+            note="a hand-written exponential decay",
+            message="decays every epoch in a 200-epoch run, below 0.001x the initial LR from epoch 135",
+        ),
+        Example(
+            """
+import torch
+
+def main(model, loader, epochs=300):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 0.96 ** epoch)  # <--
+    for epoch in range(epochs):
+        train(model, loader, optimizer)
+        scheduler.step()
+""",
+            message="LambdaLR(`0.96 ** epoch`) decays every epoch in a 300-epoch run, below 0.001x the initial LR from epoch 170",
         ),
     ]
     good = [
@@ -428,19 +587,123 @@ trainer = pl.Trainer(max_epochs=20)
 """,
             note="trap: Lightning steps it every optimizer step, as asked: 30 means 30 steps, not epochs",
         ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import ExponentialLR, StepLR
+
+def fit(model, loader, epochs=200):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = StepLR(optimizer, step_size=50, gamma=0.1)
+    smooth = ExponentialLR(optimizer, gamma=0.97)
+    for epoch in range(epochs):
+        train(model, loader, optimizer)
+        scheduler.step()
+        smooth.step()
+""",
+            note="trap: decays that stay at or above 1e-3 of the start (0.1**3 at epoch 150; 0.97**199 = 2.3e-3)",
+        ),
+        Example(
+            """
+import torch
+
+def adjust_learning_rate(optimizer, epoch, args):
+    lr = max(args.lr * 0.1 ** (epoch // 30), 1e-5)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+def main(model, loader, args, epochs=300):
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: max(0.95 ** e, 0.01))
+    for epoch in range(epochs):
+        adjust_learning_rate(optimizer, epoch, args)
+        train(model, loader, optimizer)
+        scheduler.step()
+""",
+            note="trap: a floor under the decay (min_lr, a minimum factor) keeps the LR from vanishing",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR
+
+EPOCHS = 200
+
+def main(model, loader):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = CosineAnnealingLR(optimizer, T_max=EPOCHS, eta_min=1e-6)
+    for epoch in range(EPOCHS):
+        train(model, loader, optimizer)
+        scheduler.step()
+""",
+            note="trap: a cosine schedule ends at its eta_min by design",
+        ),
+        Example(
+            """
+import torch
+import yaml
+from torch.optim.lr_scheduler import ExponentialLR
+
+cfg = yaml.safe_load(open("config.yaml"))
+
+def main(model, loader):
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    scheduler = ExponentialLR(optimizer, gamma=0.9)
+    for epoch in range(cfg["epochs"]):
+        train(model, loader, optimizer)
+        scheduler.step()
+""",
+            note="trap: the run length is not in the code, so how deep the decay goes is unknown",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import ExponentialLR
+
+def main(model, train_loader, epochs=100):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    scheduler = ExponentialLR(optimizer, gamma=0.9999)
+    for epoch in range(epochs):
+        for images, labels in train_loader:
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+            scheduler.step()
+""",
+            note="trap: a decay stepped every batch counts batches, not epochs",
+        ),
+        Example(
+            """
+def kl_weight(epoch):
+    return 0.5 ** (epoch // 10)
+
+def main(model, loader, optimizer):
+    for epoch in range(200):
+        beta = 0.9 ** epoch
+        train(model, loader, optimizer, kl_weight(epoch), beta)
+""",
+            note="trap: a decay of something other than the LR",
+        ),
     ]
 
     def leave_Module(self, node: cst.Module) -> None:
-        facts = training_facts(self.context)
-        for schedule in [*map(partial(_from_scheduler, facts), facts.schedulers), *_written_by_hand(facts)]:
-            length = facts.training_length(schedule.stepped) if schedule else None
-            over_the_run = _over_the_run(schedule, length.epochs) if length else None
-            if over_the_run is not None:
-                self._report(facts, schedule, length, over_the_run)
+        script = script_model(self.context)
+        found = [_from_scheduler(script, scheduler) for scheduler in script.schedules.schedulers]
+        for schedule in [*found, *_written_by_hand(script)]:
+            if schedule is None:
+                continue
+            per_batch = any(where.stepping == "per batch" for where in schedule.stepped)
+            if per_batch and not schedule.recipe:
+                continue  # a period counted in batches is NN402's to judge; 30 and 0.1 are the epoch recipe's
+            length = script.length.of(schedule.stepped)
+            misfit = _over_the_run(schedule, length.epochs) if length else None
+            if misfit is not None:
+                self._report(script, schedule, length, misfit)
 
-    def _report(self, facts: TrainingFacts, schedule: _Schedule, length: TrainingLength, over_the_run: str) -> None:
-        origin = f"epochs from {length.origin} at line {facts.line(length.origin_node)}"
+    def _report(self, script: Script, schedule: _Schedule, length: TrainingLength, misfit: _Misfit) -> None:
+        origin = f"epochs from {length.origin} at line {script.line(length.origin_node)}"
         batch_loops = [where.batch_loop for where in schedule.stepped if where.stepping == "per batch"]
+        fix = f"CosineAnnealingLR(T_max={length.epochs})"
         if batch_loops:
             # Stepped every batch, 30 means 30 batches (NN402 reports the step): say both what it does
             # here and why the recipe would not fit the run either.
@@ -450,20 +713,28 @@ trainer = pl.Trainer(max_epochs=20)
                 per_batch = f"after {' and '.join(map(str, schedule.milestones))} batches"
             what = (
                 f"is the ImageNet schedule ({origin}): stepped every batch (loop at line "
-                f"{facts.line(batch_loops[0])}) it decays 10x {per_batch} (NN402), and stepped once per epoch "
-                f"it {over_the_run}"
+                f"{script.line(batch_loops[0])}) it decays 10x {per_batch} (NN402), and stepped once per epoch "
+                f"it {misfit.text}; scale the milestones to your run or use {fix}"
+            )
+        elif misfit.idle_from is not None:
+            remedy = "fewer milestones" if schedule.milestones else "a gamma nearer 1" if schedule.period == 1 else "a longer step"
+            what = (
+                f"{misfit.text} ({origin}): its last {length.epochs - misfit.idle_from} epochs train at an LR "
+                f"too small to learn; decay less ({remedy}) or use {fix}"
             )
         else:
-            what = f"{over_the_run} ({origin}): the ImageNet schedule (LR / 10 at epochs 30 and 60 of 90) was copied"
+            what = (
+                f"{misfit.text} ({origin}): the ImageNet schedule (LR / 10 at epochs 30 and 60 of 90) was copied; "
+                f"scale the milestones to your run or use {fix}"
+            )
         self.report(
             schedule.node,
-            f"{schedule.written} {what}; scale the milestones to your run or use "
-            f"CosineAnnealingLR(T_max={length.epochs})",
+            f"{schedule.written} {what}",
             facts={
                 "schedule": schedule.source,
                 "epochs": length.epochs,
                 "epochs_from": length.origin,
-                "epochs_line": facts.line(length.origin_node),
+                "epochs_line": script.line(length.origin_node),
                 "stepping": "per batch" if batch_loops else "per epoch",
             },
         )
@@ -491,11 +762,12 @@ trainer = pl.Trainer(max_epochs=20)
             beyond = f"milestone {unreached[0]} lies" if len(unreached) == 1 else f"milestones {unreached} lie"
             falls = simulation.falls(lrs, decays, "epoch")
             misfit = f"{falls} and stays there to epoch {last}: {beyond} beyond the run"
-        elif below is not None and below < epochs / 2:
+        elif below is not None:
             before = [epoch for epoch in decays if epoch <= below]
+            when = f"before half of training (epoch {half})" if below < half else f"for the last {epochs - below} epochs"
             misfit = (
-                f"{simulation.falls(lrs, before, 'epoch')}: below {_LR_FLOOR:g}x from epoch {below}, "
-                f"before half of training (epoch {half})"
+                f"{simulation.falls(lrs, before, 'epoch')}: below {_LR_FLOOR:g}x from epoch {below}, {when}, "
+                f"and at {simulation.lr(lrs[last])} in the last epoch"
             )
         else:
             misfit = None
@@ -533,34 +805,56 @@ trainer = pl.Trainer(max_epochs=20)
         return (confirmed if misfit is not None else refuted)(sentence, **data)
 
 
-def _from_scheduler(facts: TrainingFacts, scheduler: Scheduler) -> _Schedule | None:
-    """The ImageNet decay as a torch scheduler: StepLR(30, 0.1), MultiStepLR([30, 60]), LambdaLR(0.1 ** (e // 30))."""
+def _from_scheduler(script: Script, scheduler: Scheduler) -> _Schedule | None:
+    """A torch scheduler that decays in steps: StepLR, MultiStepLR, ExponentialLR, LambdaLR(gamma ** (e // n))."""
     if scheduler.interval == "step":
         return None  # Lightning steps it every optimizer step, as its author asked: 30 means 30 steps
-    arguments = facts.arguments(scheduler)
+    schedules = script.schedules
+    arguments = schedules.arguments(scheduler)
+    gamma = arguments.get("gamma")
     stepped = [step.where for step in scheduler.steps]
     source = {"scheduler": scheduler.kind, **arguments}
-    if scheduler.kind == "StepLR" and arguments.get("step_size") == _PERIOD and _is_recipe_gamma(arguments.get("gamma")):
-        return _Schedule(facts.describe(scheduler, "step_size", "gamma"), scheduler.call, _PERIOD, (), stepped, source)
-    if scheduler.kind == "MultiStepLR" and _is_recipe_milestones(arguments.get("milestones")):
-        if _is_recipe_gamma(arguments.get("gamma")):
-            written = facts.describe(scheduler, "milestones", "gamma")
-            return _Schedule(written, scheduler.call, None, tuple(arguments["milestones"]), stepped, source)
+    if scheduler.kind == "StepLR" and _is_decay(gamma) and isinstance(arguments.get("step_size"), int):
+        period = arguments["step_size"]
+        if period > 0:
+            written = schedules.describe(scheduler, "step_size", "gamma")
+            recipe = period == _PERIOD and _is_recipe_gamma(gamma)
+            return _Schedule(written, scheduler.call, gamma, period, (), stepped, source, recipe)
+    if scheduler.kind == "MultiStepLR" and _is_decay(gamma):
+        milestones = arguments.get("milestones")
+        if isinstance(milestones, list) and milestones and all(isinstance(m, int) for m in milestones):
+            if milestones == sorted(milestones):
+                written = schedules.describe(scheduler, "milestones", "gamma")
+                recipe = _is_recipe_milestones(milestones) and _is_recipe_gamma(gamma)
+                return _Schedule(written, scheduler.call, gamma, None, tuple(milestones), stepped, source, recipe)
+    if scheduler.kind == "ExponentialLR" and _is_decay(gamma):
+        written = schedules.describe(scheduler, "gamma")
+        return _Schedule(written, scheduler.call, gamma, 1, (), stepped, source, False)
     if scheduler.kind == "LambdaLR":
-        decay = facts.lambda_decay(scheduler)
-        if decay is not None and decay.period == _PERIOD and _is_recipe_gamma(decay.gamma):
-            written = f"LambdaLR(`{facts.code(decay.node)}`)"
-            return _Schedule(written, scheduler.call, _PERIOD, (), stepped, _AS_STEP_LR | {"written": written})
+        decay = schedules.lambda_decay(scheduler, bare=True)
+        if decay is not None:
+            return _from_decay(script, decay, f"LambdaLR(`{script.code(decay.node)}`)", scheduler.call, stepped)
     return None
 
 
-def _written_by_hand(facts: TrainingFacts):
+def _from_decay(script: Script, decay: PeriodicDecay, written: str, node, stepped) -> _Schedule:
+    """A decay computed from a counter, as the StepLR it equals (ExponentialLR for a period of 1)."""
+    source = {"scheduler": "StepLR", "step_size": decay.period, "gamma": decay.gamma, "written": written}
+    recipe = decay.period == _PERIOD and _is_recipe_gamma(decay.gamma)
+    return _Schedule(written, node, decay.gamma, decay.period, (), stepped, source, recipe, decay.floored)
+
+
+def _written_by_hand(script: Script):
     """`lr = base_lr * 0.1 ** (epoch // 30)`: the decay computed from the epoch counter (an iteration
-    counter with the same period is not the epoch recipe)."""
-    for decay, ancestors in facts.decays:
-        if decay.period == _PERIOD and _is_recipe_gamma(decay.gamma) and "epoch" in decay.counter.lower():
-            written = f"the hand-written LR schedule `{facts.code(decay.node.with_changes(lpar=[], rpar=[]))}`"
-            where = facts.where(ancestors)
-            # Computed from the epoch counter, it decays per epoch wherever it is evaluated.
-            stepped = [StepContext("per epoch", where.epoch_loop) if where.stepping else where]
-            yield _Schedule(written, decay.node, _PERIOD, (), stepped, _AS_STEP_LR | {"written": written})
+    counter with the same period is not the epoch recipe). Any other decay must be the LR's."""
+    for decay in script.schedules.decays:
+        if "epoch" not in decay.counter.lower():
+            continue
+        written = f"the hand-written LR schedule `{script.code(decay.node.with_changes(lpar=[], rpar=[]))}`"
+        schedule = _from_decay(script, decay, written, decay.node, [])
+        if not schedule.recipe and not decay.for_lr:
+            continue
+        where = script.length.where(decay.node, decay.function)
+        # Computed from the epoch counter, it decays per epoch wherever it is evaluated.
+        stepped = dataclasses.replace(where, stepping="per epoch", batch_loop=None) if where.stepping else where
+        yield dataclasses.replace(schedule, stepped=[stepped])

@@ -4,7 +4,9 @@ import libcst as cst
 
 from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
 from nnlint.rule import Example, Rule
-from nnlint.training_facts import Scheduler, TrainingFacts, TrainingLength, training_facts
+from nnlint.script import Script, script_model
+from nnlint.script.length import TrainingLength
+from nnlint.script.schedules import Scheduler
 
 # An ExponentialLR gamma this close to 1 is a per-step decay (0.9999 ** 10_000 = 0.37); a per-epoch one
 # (0.9, 0.95, 0.98) applied every batch takes the LR to nothing within an epoch or two.
@@ -20,7 +22,8 @@ class EpochSchedulerSteppedPerBatch(Rule):
     `CosineAnnealingLR(T_max=epochs)`, and a `LambdaLR` decaying every N
     epochs (`lambda epoch: 0.1 ** (epoch // 30)`). The batch loop is a loop
     over a loader nested in the epoch loop, or the loop of a function called
-    once per epoch (`train_one_epoch(..., scheduler)`).
+    once per epoch (`train_one_epoch(..., scheduler)`, or `train(epoch)`
+    stepping a scheduler built at module level or under `__main__`).
 
     ## Why is this bad?
     Each `step()` advances the schedule by one of its units. Stepped every
@@ -53,8 +56,8 @@ class EpochSchedulerSteppedPerBatch(Rule):
 
     ## Known problems
     Only schedulers built in the same file, bound to one variable, and
-    stepped through it (or through the parameter of a function of the file
-    it is passed to) are checked; a scheduler from a factory or another
+    stepped through it (as a global, on `self`, or through the parameter of a
+    function of the file it is passed to) are checked; a scheduler from a factory or another
     module is not. Schedulers meant per batch are not flagged: `OneCycleLR`,
     `CyclicLR`, warmup schedulers, transformers' and timm's schedulers, a
     period counted in steps (`T_max=total_steps`, `epochs * len(loader)`,
@@ -184,6 +187,65 @@ def train(model, loader, epochs):
             scheduler.step()  # <--
 """,
             message="it multiplies the LR by 0.95 every batch (5.9e-03 of the starting LR after 100 batches)",
+        ),
+        Example(
+            """
+import argparse
+
+import torch
+import torch.nn.functional as F
+from torch.optim.lr_scheduler import StepLR
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--epochs", type=int, default=14)
+args = parser.parse_args()
+
+model = Net()
+optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
+scheduler = StepLR(optimizer, step_size=1, gamma=0.7)
+
+
+def train(epoch):
+    model.train()
+    for batch_idx, (data, target) in enumerate(train_loader):
+        optimizer.zero_grad()
+        loss = F.nll_loss(model(data), target)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()  # <--
+
+
+for epoch in range(1, args.epochs + 1):
+    train(epoch)
+    test()
+""",
+            note="module-level optimizer and scheduler, stepped in `train(epoch)`, which the epoch loop calls",
+            message="StepLR(step_size=1) is stepped every batch (loop `for batch_idx, (data, target) in enumerate",
+        ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import MultiStepLR
+
+
+def train(epoch):
+    net.train()
+    for inputs, targets in trainloader:
+        optimizer.zero_grad()
+        criterion(net(inputs), targets).backward()
+        optimizer.step()
+        scheduler.step()  # <--
+
+
+if __name__ == "__main__":
+    net = ResNet18()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    scheduler = MultiStepLR(optimizer, milestones=[100, 150], gamma=0.1)
+    for epoch in range(200):
+        train(epoch)
+""",
+            note="built under the __main__ guard",
+            message="its milestones fall after 100 and 150 batches, not epochs",
         ),
     ]
     good = [
@@ -328,11 +390,37 @@ def main(model, train_loader, max_iters):
 """,
             note="no epoch loop: an iteration-counted run, where a period in batches may be meant",
         ),
+        Example(
+            """
+import torch
+from torch.optim.lr_scheduler import MultiStepLR
+
+
+def train(epoch):
+    print(f"Epoch {epoch}")
+    for batch_idx, (inputs, targets) in enumerate(trainloader):
+        loss = criterion(net(inputs.cuda()), targets.cuda())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    scheduler.step()
+
+
+if __name__ == "__main__":
+    net = ResNet18().cuda()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    scheduler = MultiStepLR(optimizer, milestones=[100, 150], gamma=0.1)
+    for epoch in range(200):
+        train(epoch)
+        test(epoch)
+""",
+            note="a module-level scheduler stepped in `train(epoch)` after its batch loop: once per epoch",
+        ),
     ]
 
     def leave_Module(self, node: cst.Module) -> None:
-        facts = training_facts(self.context)
-        for scheduler in facts.schedulers:
+        script = script_model(self.context)
+        for scheduler in script.schedules.schedulers:
             # A variable bound to two schedulers (`if args.sched == "onecycle": ... else: ...`) may hold either.
             if scheduler.rebound:
                 continue
@@ -340,24 +428,24 @@ def main(model, train_loader, max_iters):
             per_batch = [step for step in scheduler.steps if step.where.stepping == "per batch" and not step.call.args]
             if not per_batch:
                 continue
-            length = facts.training_length([step.where for step in scheduler.steps if step.where.stepping])
-            too_fast = self._too_fast(facts, scheduler, length)
+            length = script.length.of([step.where for step in scheduler.steps if step.where.stepping])
+            too_fast = self._too_fast(script, scheduler, length)
             if too_fast is None:
                 continue
             written, consequence = too_fast
             for step in per_batch:
                 loop = step.where.batch_loop
-                header = f"for {facts.code(loop.target)} in {facts.code(loop.iter)}"
-                holder = facts.code(step.call.func.value)
+                header = f"for {script.code(loop.target)} in {script.code(loop.iter)}"
+                holder = script.code(step.call.func.value)
                 fix = f"call {holder}.step() once per epoch, after the batch loop"
                 self.report(
                     step.call,
-                    f"{written} is stepped every batch (loop `{header}` at line {facts.line(loop)}): {consequence}; "
+                    f"{written} is stepped every batch (loop `{header}` at line {script.line(loop)}): {consequence}; "
                     f"{fix}{_PER_BATCH_ALTERNATIVE.get(scheduler.kind, '')}",
                     facts={
-                        "schedule": _simulated(facts, scheduler),
+                        "schedule": _simulated(script, scheduler),
                         "stepping": "per batch",
-                        "batch_loop_line": facts.line(loop),
+                        "batch_loop_line": script.line(loop),
                         "epochs": length.epochs if length else None,
                     },
                 )
@@ -409,48 +497,58 @@ def main(model, train_loader, max_iters):
         )
 
     @staticmethod
-    def _too_fast(facts: TrainingFacts, scheduler: Scheduler, length: TrainingLength | None) -> tuple[str, str] | None:
+    def _too_fast(script: Script, scheduler: Scheduler, length: TrainingLength | None) -> tuple[str, str] | None:
         """(the scheduler as written, what it does when stepped every batch), for a schedule counted in epochs."""
-        arguments, resolved = scheduler.arguments, facts.arguments(scheduler)
+        schedules, arguments = script.schedules, scheduler.arguments
+        resolved = schedules.arguments(scheduler)
+
+        def in_epochs(expr: cst.BaseExpression) -> bool:
+            return schedules.looks_like_epochs(expr, scheduler.function, length)
+
         if scheduler.kind == "StepLR" and "step_size" in arguments:
-            if facts.looks_like_epochs(arguments["step_size"], length):
-                size = resolved.get("step_size", f"`{facts.code(arguments['step_size'])}`")
-                return facts.describe(scheduler, "step_size"), f"it decays after {size} batches, not {size} epochs"
+            if in_epochs(arguments["step_size"]):
+                size = resolved.get("step_size", f"`{script.code(arguments['step_size'])}`")
+                return schedules.describe(scheduler, "step_size"), f"it decays after {size} batches, not {size} epochs"
         elif scheduler.kind == "MultiStepLR" and "milestones" in arguments:
             milestones = resolved.get("milestones")
-            if isinstance(milestones, list) and facts.looks_like_epochs(arguments["milestones"], length):
+            if isinstance(milestones, list) and in_epochs(arguments["milestones"]):
                 after = " and ".join(map(str, milestones))
-                return facts.describe(scheduler, "milestones"), f"its milestones fall after {after} batches, not epochs"
+                return schedules.describe(scheduler, "milestones"), f"its milestones fall after {after} batches, not epochs"
         elif scheduler.kind == "ExponentialLR":
             gamma = resolved.get("gamma")
             if isinstance(gamma, (int, float)) and 0 < gamma < _PER_STEP_GAMMA:
                 after_100 = f"{gamma**100:.1e} of the starting LR after 100 batches"
-                return facts.describe(scheduler, "gamma"), f"it multiplies the LR by {gamma} every batch ({after_100})"
+                return schedules.describe(scheduler, "gamma"), f"it multiplies the LR by {gamma} every batch ({after_100})"
         elif scheduler.kind == "CosineAnnealingLR" and "T_max" in arguments:
-            if facts.looks_like_epochs(arguments["T_max"], length):
-                period = resolved.get("T_max", f"`{facts.code(arguments['T_max'])}`")
+            if in_epochs(arguments["T_max"]):
+                period = resolved.get("T_max", f"`{script.code(arguments['T_max'])}`")
                 return (
-                    facts.describe(scheduler, "T_max"),
+                    schedules.describe(scheduler, "T_max"),
                     f"its cosine reaches the minimum after {period} batches, not {period} epochs, and climbs back",
                 )
         elif scheduler.kind == "LambdaLR":
-            decay = facts.lambda_decay(scheduler)
-            if decay is not None and facts.looks_like_epochs(decay.period_written, length):
+            decay = schedules.lambda_decay(scheduler)
+            if decay is not None and schedules.looks_like_epochs(decay.period_written, decay.function, length):
                 return (
-                    f"LambdaLR(`{facts.code(decay.node)}`)",
+                    f"LambdaLR(`{script.code(decay.node)}`)",
                     f"it decays every {decay.period} batches, not every {decay.period} epochs",
                 )
         return None
 
 
-def _simulated(facts: TrainingFacts, scheduler: Scheduler) -> dict:
+def _simulated(script: Script, scheduler: Scheduler) -> dict:
     """What the runtime simulation builds: the torch scheduler with the numbers the source gives (a LambdaLR
     decay as the StepLR it equals), and the code of the arguments it gives no number for."""
-    decay = facts.lambda_decay(scheduler) if scheduler.kind == "LambdaLR" else None
+    schedules = script.schedules
+    decay = schedules.lambda_decay(scheduler) if scheduler.kind == "LambdaLR" else None
     if decay is not None:
-        written = f"LambdaLR(`{facts.code(decay.node)}`)"
+        written = f"LambdaLR(`{script.code(decay.node)}`)"
         return {"scheduler": "StepLR", "step_size": decay.period, "gamma": decay.gamma, "written": written}
-    unresolved = {name: facts.code(expr) for name, expr in scheduler.arguments.items() if facts.value(expr) is None}
+    unresolved = {
+        name: script.code(expr)
+        for name, expr in scheduler.arguments.items()
+        if script.constants.value(expr, scheduler.function) is None
+    }
     # An argument the file writes without a number is unknown, not torch's default.
-    arguments = {name: value for name, value in facts.arguments(scheduler).items() if name not in unresolved}
+    arguments = {name: value for name, value in schedules.arguments(scheduler).items() if name not in unresolved}
     return {"scheduler": scheduler.kind, **arguments, **({"unresolved": unresolved} if unresolved else {})}

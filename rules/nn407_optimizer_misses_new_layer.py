@@ -3,12 +3,13 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
 from nnlint.names import dotted_name
 from nnlint.rule import Example, Rule
 from nnlint.script import script_model
 from nnlint.script.roles import OPTIMIZER, argument_for
 from nnlint.script.index import words
-from nnlint.tree import child_nodes, descendants, integer_value, source_code
+from nnlint.tree import descendants, integer_value, source_code
 
 # torch.nn layers that own no parameter: putting one in a model after the optimizer leaves nothing out.
 _PARAMETER_FREE = re.compile(
@@ -35,7 +36,6 @@ _ADDERS = {"add_module": 1, "register_module": 1, "register_parameter": 1, "appe
 class _Replacement:
     node: cst.CSTNode  # the statement or call that puts the new layer in (reported)
     slot: str  # where it goes, as the scope names it: "model.fc", "model.classifier[…]"
-    ancestors: tuple[cst.CSTNode, ...]
     layer: str = ""  # the new layer in code, for the message: "model.classifier[6]", "model.layers[-1]"
 
 
@@ -352,31 +352,69 @@ train(model, [optimizer, head_optimizer])
                 b.value for a in call.args if isinstance(a.value, cst.Name)
                 for b in script.index.lookup(a.value.value, function)[-1:] if b.value is not None
             )
-            scope = _ScopeFacts.of(self.context, function if function is not None else self.context.module)
-            statement = scope.statement_of(call)
+            statements = script.statements.of(function)
+            statement = statements.statement_of(call)
             if statement is None or id(statement) in checked:
                 continue
             checked.add(id(statement))
             kept_as = _bound_name(statement)
             if kept_as is None:
                 continue
-            for replacement in scope.replacements(script, function):
+            for replacement in _replacements(script, function):
                 model = next((m for m in models if _inside(replacement.slot, m)), None)
                 if model is None or _NOT_TRAINED & set(words(replacement.slot.rsplit(".", 1)[-1])):
                     continue
-                if not scope.runs_after(call, replacement) or scope.rebinds_between(model, call, replacement):
+                if not statements.runs_after(replacement.node, call):
                     continue
-                if not scope.handles_parameters_of(replacement) and scope.still_used(kept_as, replacement, script):
-                    self._report(script, replacement, call, kept_as, model)
+                if model in statements.written_between(call, replacement.node):
+                    continue  # `model = other_model` in between: not the model the optimizer holds
+                if not _handles_parameters_of(statements, replacement) and _still_used(
+                    script, statements, kept_as, replacement
+                ):
+                    self._report(script, replacement, call, kept_as, model, function)
 
-    def _report(self, script, replacement: _Replacement, optimizer: cst.Call, kept_as: str, model: str) -> None:
+    def _report(self, script, replacement: _Replacement, optimizer: cst.Call, kept_as: str, model: str, function) -> None:
         layer = replacement.layer or replacement.slot
+        built = script.roles.built_by(model, function)
+        assign = replacement.node.body[0] if isinstance(replacement.node, cst.SimpleStatementLine) else replacement.node
+        runtime = {
+            "built_by": dotted_name(built.func) if built is not None else None,
+            # `model.fc = nn.Linear(512, 10)`: the replacement the confirm pass re-enacts on the built model
+            "target": script.code(assign.targets[0].target) if isinstance(assign, cst.Assign) else None,
+            "new_layer": script.code(assign.value) if isinstance(assign, cst.Assign) else None,
+        }
         self.report(
             replacement.node,
             f"`{layer}` is a new layer put in after `{kept_as}` was built from `{model}.parameters()` (line "
             f"{script.line(optimizer)}): its parameters are in no param group, so it never trains; build the "
             f"optimizer after this line or call `{kept_as}.add_param_group({{'params': {layer}.parameters()}})`",
-            facts={"model": model, "layer": layer, "optimizer_line": script.line(optimizer)},
+            facts={"model": model, "layer": layer, "optimizer_line": script.line(optimizer), **runtime},
+        )
+
+    @staticmethod
+    def runtime_check(finding: ProbeFinding, session) -> Verdict:
+        """Build the model, an optimizer over its parameters, re-enact the replacement: which parameters
+        does no param group hold?"""
+        from nnlint.confirm.optimizer import parameters_left_out
+
+        facts = finding.facts
+        if not facts.get("target"):
+            return unverifiable("the new layer is put in by a call, which the confirm pass does not re-enact")
+        record, why = session.model_named(facts.get("built_by"))
+        if record is None:
+            return unverifiable(why)
+        outcome = parameters_left_out(session, record, facts["model"], facts["target"], facts["new_layer"])
+        if isinstance(outcome, str):
+            return unverifiable(outcome)
+        left_out, total = outcome
+        data = {"model": record.name, "left_out": left_out, "parameters": total}
+        if not left_out:
+            return refuted(f"after `{facts['target']} = {facts['new_layer']}` on {record.name}, every parameter is in the optimizer", **data)
+        shown = ", ".join(left_out[:4]) + (f" and {len(left_out) - 4} more" if len(left_out) > 4 else "")
+        return confirmed(
+            f"after `{facts['target']} = {facts['new_layer']}` on {record.name}, {len(left_out)} of {total} parameter "
+            f"tensors are in no param group: {shown}",
+            **data,
         )
 
 
@@ -410,168 +448,113 @@ def _bound_name(statement: cst.CSTNode) -> str | None:
     return None
 
 
-class _ScopeFacts:
-    """One walk of a function body (or the module's own statements): the statements, the layers put into
-    models, where names are read and rebound, each with its position and enclosing nodes."""
+def _replacements(script, function) -> list[_Replacement]:
+    """Layers with parameters put into a model in `function` (None: the module's own code), directly or by
+    a function of the file it calls."""
+    statements = script.statements.of(function)
+    found = [r for r in _assigned_layers(statements) if _has_parameters(r.node.value, script, function)]
+    for call in statements.calls:
+        found.extend(_by_call(script, call, function))
+    return found
 
-    def __init__(self, context, scope: cst.CSTNode) -> None:
-        self.context = context
-        self.scope = scope
-        self.ancestors: dict[int, tuple[cst.CSTNode, ...]] = {}
-        self.direct: list[_Replacement] = []
-        self.calls: list[cst.Call] = []
-        self.reads: list[tuple[str, cst.CSTNode]] = []
-        self.writes: list[tuple[str, cst.CSTNode]] = []
-        self._walk(scope.body if isinstance(scope, cst.FunctionDef) else scope, [])
 
-    @staticmethod
-    def of(context, scope: cst.CSTNode) -> "_ScopeFacts":
-        return context.shared(("NN407", id(scope)), lambda: _ScopeFacts(context, scope))
+def _assigned_layers(statements) -> list[_Replacement]:
+    """Assignments into a model's attribute or item (`model.fc = ...`, `model.classifier[6] = ...`),
+    whatever the value: the caller checks that it brings parameters."""
+    found = []
+    for target, node in statements.assigned:
+        slot = _slot(target)
+        if slot is not None and ("." in slot or slot.endswith("[…]")):
+            found.append(_Replacement(node, slot, _code(target)))
+    return found
 
-    def _walk(self, node: cst.CSTNode, ancestors: list[cst.CSTNode]) -> None:
-        if ancestors and isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-            return  # another scope
-        if isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement, cst.Call)):
-            self.ancestors[id(node)] = tuple(ancestors)
-        if isinstance(node, (cst.Assign, cst.AnnAssign)) and node.value is not None:
-            targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
-            for target in targets:
-                slot = _slot(target)
-                if slot is not None and ("." in slot or slot.endswith("[…]")):
-                    self.direct.append(_Replacement(node, slot, tuple(ancestors), _code(target)))
-                name = dotted_name(target)
-                if name is not None:
-                    self.writes.append((name, node))
-        elif isinstance(node, cst.Call):
-            self.calls.append(node)
-        elif isinstance(node, (cst.Name, cst.Attribute)):
-            parent = ancestors[-1] if ancestors else None
-            if not (isinstance(parent, cst.AssignTarget) and parent.target is node):
-                name = dotted_name(node)
-                if name is not None:
-                    self.reads.append((name, node))
-        ancestors.append(node)
-        for child in child_nodes(node):
-            self._walk(child, ancestors)
-        ancestors.pop()
 
-    def statement_of(self, node: cst.CSTNode) -> cst.CSTNode | None:
-        chain = self.ancestors.get(id(node))
-        if chain is None:
-            return None
-        return next((n for n in reversed(chain) if isinstance(n, cst.SimpleStatementLine)), None)
-
-    def _start(self, node: cst.CSTNode) -> tuple[int, int]:
-        start = self.context.position(node).start
-        return (start.line, start.column)
-
-    def replacements(self, script, function) -> list[_Replacement]:
-        """Layers with parameters put into a model here, or by a function of the file called from here."""
-        found = []
-        for replacement in self.direct:
-            value = replacement.node.value
-            if _has_parameters(value, self, script, function):
-                found.append(replacement)
-        for call in self.calls:
-            found.extend(self._by_call(call, script, function))
-        return found
-
-    def _by_call(self, call: cst.Call, script, function) -> list[_Replacement]:
-        ancestors = self.ancestors[id(call)]
-        func = call.func
-        name = func.attr.value if isinstance(func, cst.Attribute) else dotted_name(func)
-        if name == "setattr" and len(call.args) == 3:
-            owner, attribute = dotted_name(call.args[0].value), call.args[1].value
-            if not owner or not isinstance(attribute, cst.SimpleString):
-                return []
-            if not _has_parameters(call.args[2].value, self, script, function):
-                return []
-            return [_Replacement(call, f"{owner}.{attribute.evaluated_value}", ancestors)]
-        if isinstance(func, cst.Attribute) and name in _ADDERS:
-            owner = dotted_name(func.value)
-            position = _ADDERS[name]
-            module = next((a.value for a in call.args if a.keyword and a.keyword.value in ("module", "param")), None)
-            if module is None and len(call.args) > position and call.args[position].keyword is None:
-                module = call.args[position].value
-            if not owner or module is None or not _has_parameters(module, self, script, function):
-                return []
-            if name == "append":
-                return [_Replacement(call, f"{owner}[…]", ancestors, f"{owner}[-1]")]
-            if name == "insert":
-                return [_Replacement(call, f"{owner}[…]", ancestors, f"{owner}[{_code(call.args[0].value)}]")]
-            return [_Replacement(call, f"{owner}.{_added_name(call)}", ancestors)]
-        if isinstance(func, cst.Attribute) and name == "reset_classifier":
-            owner = dotted_name(func.value)
-            classes = call.args[0].value if call.args else None
-            if owner and classes is not None and integer_value(classes) != 0:
-                return [_Replacement(call, f"{owner}.<classifier>", ancestors, f"{owner}.get_classifier()")]
+def _by_call(script, call: cst.Call, function) -> list[_Replacement]:
+    """A layer with parameters put in by this call: `setattr(model, "fc", ...)`, `model.add_module(...)`,
+    `layers.append(...)`, timm's `reset_classifier(n)`, or a file function assigning into its argument."""
+    func = call.func
+    name = func.attr.value if isinstance(func, cst.Attribute) else dotted_name(func)
+    if name == "setattr" and len(call.args) == 3:
+        owner, attribute = dotted_name(call.args[0].value), call.args[1].value
+        if not owner or not isinstance(attribute, cst.SimpleString):
             return []
-        callee = script.index.callee(call, function)
-        if callee is None or callee is function:
+        if not _has_parameters(call.args[2].value, script, function):
             return []
-        inner = _ScopeFacts.of(self.context, callee)
-        found = []
-        for replacement in inner.direct:
-            head, _, rest = replacement.slot.partition(".")
-            argument = head if head == "self" else argument_for(call, callee, head)
-            owner = argument if isinstance(argument, str) else (dotted_name(argument) if argument is not None else None)
-            if owner and _has_parameters(replacement.node.value, inner, script, callee):
-                layer = f"{owner}{replacement.layer[len(head):]}"
-                found.append(_Replacement(call, f"{owner}.{rest}", ancestors, layer))
-        return found
+        return [_Replacement(call, f"{owner}.{attribute.evaluated_value}")]
+    if isinstance(func, cst.Attribute) and name in _ADDERS:
+        owner = dotted_name(func.value)
+        position = _ADDERS[name]
+        module = next((a.value for a in call.args if a.keyword and a.keyword.value in ("module", "param")), None)
+        if module is None and len(call.args) > position and call.args[position].keyword is None:
+            module = call.args[position].value
+        if not owner or module is None or not _has_parameters(module, script, function):
+            return []
+        if name == "append":
+            return [_Replacement(call, f"{owner}[…]", f"{owner}[-1]")]
+        if name == "insert":
+            return [_Replacement(call, f"{owner}[…]", f"{owner}[{_code(call.args[0].value)}]")]
+        return [_Replacement(call, f"{owner}.{_added_name(call)}")]
+    if isinstance(func, cst.Attribute) and name == "reset_classifier":
+        owner = dotted_name(func.value)
+        classes = call.args[0].value if call.args else None
+        if owner and classes is not None and integer_value(classes) != 0:
+            return [_Replacement(call, f"{owner}.<classifier>", f"{owner}.get_classifier()")]
+        return []
+    callee = script.index.callee(call, function)
+    if callee is None or callee is function:
+        return []
+    found = []
+    for replacement in _assigned_layers(script.statements.of(callee)):
+        head, _, rest = replacement.slot.partition(".")
+        argument = head if head == "self" else argument_for(call, callee, head)
+        owner = argument if isinstance(argument, str) else (dotted_name(argument) if argument is not None else None)
+        if owner and _has_parameters(replacement.node.value, script, callee):
+            layer = f"{owner}{replacement.layer[len(head):]}"
+            found.append(_Replacement(call, f"{owner}.{rest}", layer))
+    return found
 
-    def runs_after(self, first: cst.CSTNode, then: _Replacement) -> bool:
-        """`then` runs after `first` in one run of this scope: later in the source, not in another arm of an if."""
-        if self._start(then.node) <= self._start(first):
-            return False
-        return not _exclusive(self.ancestors[id(first)], then.ancestors)
 
-    def handles_parameters_of(self, replacement: _Replacement) -> bool:
-        """The code reads the new layer's parameters after putting it in (a second optimizer, a param group,
-        freezing it), or hands the layer to an optimizer (`Adam([self.log_alpha])`): it knows where they go."""
-        after = self._start(replacement.node)
-        wanted = {f"{replacement.slot}.{method}" for method in ("parameters", "named_parameters", "requires_grad_")}
-        if any(name in wanted and self._start(node) > after for name, node in self.reads):
-            return True
-        return any(
-            _OPTIMIZER_NAME.search((dotted_name(call.func) or "").rsplit(".", 1)[-1]) and self._start(call) > after
-            and any(isinstance(n, (cst.Name, cst.Attribute)) and dotted_name(n) == replacement.slot
-                    for n in descendants(call))
-            for call in self.calls
-        )
+def _handles_parameters_of(statements, replacement: _Replacement) -> bool:
+    """The code reads the new layer's parameters after putting it in (a second optimizer, a param group,
+    freezing it), or hands the layer to an optimizer (`Adam([self.log_alpha])`): it knows where they go."""
+    after = statements.start(replacement.node)
+    wanted = {f"{replacement.slot}.{method}" for method in ("parameters", "named_parameters", "requires_grad_")}
+    if any(name in wanted and statements.start(node) > after for name, node in statements.reads):
+        return True
+    return any(
+        _OPTIMIZER_NAME.search((dotted_name(call.func) or "").rsplit(".", 1)[-1]) and statements.start(call) > after
+        and any(isinstance(n, (cst.Name, cst.Attribute)) and dotted_name(n) == replacement.slot
+                for n in descendants(call))
+        for call in statements.calls
+    )
 
-    def rebinds_between(self, model: str, first: cst.CSTNode, replacement: _Replacement) -> bool:
-        """`model = other_model` between the optimizer and the replacement: not the same model any more."""
-        low, high = self._start(first), self._start(replacement.node)
-        return any(name == model and low < self._start(node) < high for name, node in self.writes)
 
-    def still_used(self, kept_as: str, replacement: _Replacement, script) -> bool:
-        """The optimizer built before the replacement is read after it (before any rebuild), or kept on
-        `self` where other methods read it; also around a loop that holds the replacement."""
-        after = self._start(replacement.node)
-        events = sorted(
-            [(self._start(node), "read") for name, node in self.reads if name == kept_as]
-            + [(self._start(node), "write") for name, node in self.writes if name == kept_as]
-        )
-        if any(
-            isinstance(call.func, cst.Attribute) and call.func.attr.value == "add_param_group"
-            and dotted_name(call.func.value) == kept_as and self._start(call) > after
-            for call in self.calls
-        ):
-            return False
-        for start, kind in events:
-            if start > after:
-                return kind == "read"
-        loop = next((n for n in replacement.ancestors if isinstance(n, (cst.For, cst.While))), None)
-        if loop is not None:
-            span = self.context.position(loop)
-            inside = [kind for start, kind in events if (span.start.line, span.start.column) < start < after]
-            if inside and "write" not in inside:
-                return True
-        if kept_as.startswith("self.") and isinstance(self.scope, cst.FunctionDef):
-            owner = script.index.owner_class.get(self.scope)
-            return owner is not None and len(script.index.bindings.get((owner, kept_as), [])) == 1
+def _still_used(script, statements, kept_as: str, replacement: _Replacement) -> bool:
+    """The optimizer built before the replacement is read after it (before any rebuild), or kept on
+    `self` where other methods read it; also around a loop that holds the replacement."""
+    after = statements.start(replacement.node)
+    events = sorted(
+        [(statements.start(node), "read") for name, node in statements.reads if name == kept_as]
+        + [(statements.start(node), "write") for name, node in statements.writes if name == kept_as]
+    )
+    if any(
+        isinstance(call.func, cst.Attribute) and call.func.attr.value == "add_param_group"
+        and dotted_name(call.func.value) == kept_as and statements.start(call) > after
+        for call in statements.calls
+    ):
         return False
+    for start, kind in events:
+        if start > after:
+            return kind == "read"
+    loop = next((n for n in statements.ancestors(replacement.node) if isinstance(n, (cst.For, cst.While))), None)
+    if loop is not None:
+        inside = [kind for start, kind in events if statements.start(loop) < start < after]
+        if inside and "write" not in inside:
+            return True
+    if kept_as.startswith("self.") and isinstance(statements.scope, cst.FunctionDef):
+        owner = script.index.owner_class.get(statements.scope)
+        return owner is not None and len(script.index.bindings.get((owner, kept_as), [])) == 1
+    return False
 
 
 def _slot(target: cst.BaseExpression) -> str | None:
@@ -591,7 +574,7 @@ def _added_name(call: cst.Call) -> str:
     return first.evaluated_value if isinstance(first, cst.SimpleString) else "<added>"
 
 
-def _has_parameters(value: cst.BaseExpression, scope: _ScopeFacts, script, function, depth: int = 0) -> bool:
+def _has_parameters(value: cst.BaseExpression, script, function, depth: int = 0) -> bool:
     """The expression builds a new module with parameters (or a new nn.Parameter): a torch layer, a
     container holding one, a module class of the file, a torchvision/timm model."""
     if depth > 3:
@@ -599,7 +582,7 @@ def _has_parameters(value: cst.BaseExpression, scope: _ScopeFacts, script, funct
     if isinstance(value, cst.Name):
         bindings = script.index.lookup(value.value, function)
         return len(bindings) == 1 and bindings[0].value is not None and _has_parameters(
-            bindings[0].value, scope, script, function, depth + 1
+            bindings[0].value, script, function, depth + 1
         )
     while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in _WRAPPERS:
         value = value.func.value  # `nn.Linear(512, 10).to(device)`
@@ -617,7 +600,7 @@ def _has_parameters(value: cst.BaseExpression, scope: _ScopeFacts, script, funct
             element.value for a in value.args if isinstance(a.value, (cst.List, cst.Tuple))
             for element in a.value.elements if isinstance(element, cst.Element)
         ]
-        return any(_has_parameters(part, scope, script, function, depth + 1) for part in parts)
+        return any(_has_parameters(part, script, function, depth + 1) for part in parts)
     if qualified.startswith("torch.nn.") and last[:1].isupper():
         return not _PARAMETER_FREE.match(last)
     if last in script.index.module_classes:
@@ -635,16 +618,5 @@ def _class_has_parameters(script, cls: cst.ClassDef, depth: int) -> bool:
            and _class_has_parameters(script, script.index.classes[dotted_name(base.value)], depth + 1)
            for base in cls.bases):
         return True
-    return any(isinstance(node, cst.Call) and _has_parameters(node, None, script, None, depth + 1)
+    return any(isinstance(node, cst.Call) and _has_parameters(node, script, None, depth + 1)
                for node in descendants(cls.body))
-
-
-def _exclusive(first: tuple[cst.CSTNode, ...], second: tuple[cst.CSTNode, ...]) -> bool:
-    """The two nodes sit in different arms of one `if` (or `try` body and handler): one run takes one."""
-    for index, (a, b) in enumerate(zip(first, second)):
-        if a is not b:
-            parent = first[index - 1] if index else None
-            if isinstance(parent, (cst.If, cst.IfExp, cst.Try)):
-                return True
-            return False
-    return False

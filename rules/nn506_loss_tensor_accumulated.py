@@ -6,19 +6,11 @@ from nnlint.names import dotted_name
 from nnlint.rule import Example, Rule
 from nnlint.script import script_model
 from nnlint.script.dataflow import LIVE
-from nnlint.script.timeline import BACKWARD, MODEL_CALL, events, loss_expression
+from nnlint.script.timeline import BACKWARD, MODEL_CALL, events, loss_expression, no_grad_nodes
 from nnlint.tree import descendants
 
 # What an accumulator of losses is called: `running_loss`, `epoch_loss`, `total_cost`, `losses`.
 _LOSS_WORDS = re.compile(r"loss|cost|(^|_)(err|error|nll|mse|kl|elbo)($|_)", re.IGNORECASE)
-# Values that leave the graph: the accumulator gets a number, not the tensor.
-_CUT_METHODS = {
-    "item", "detach", "numpy", "tolist", "detach_",
-    # no gradient flows through these: what they return is off the graph (counts, indices, masks)
-    "argmax", "argmin", "eq", "ne", "gt", "lt", "ge", "le", "long", "int", "bool", "sign", "round", "floor",
-}  # fmt: skip
-_CUT_FUNCTIONS = {"float", "int", "round"}
-_MAX_DEPTH = 12  # assignments and helper returns followed back from the accumulation
 
 
 class LossTensorAccumulated(Rule):
@@ -308,13 +300,13 @@ for it in range(1, n_iters + 1):
             function = iteration.loop.function
             losses = _losses(script, function)
             backpropagated = _assigned_from(script, function, losses)
-            no_grad = _no_grad_blocks(script, iteration.loop.node)
+            no_grad = no_grad_nodes(script.context, iteration.loop.node, by_name=True)
             for statement, target, added in _accumulations(iteration.loop.node):
                 if id(statement) in no_grad or target in backpropagated or _reset_in(iteration.loop.node, target):
                     continue
                 if not (_LOSS_WORDS.search(target) or _names(added) & losses):
                     continue
-                source = _live_source(script, added, function, statement)
+                source = script.objects.live_source(added, function, statement)
                 if source is not None and not _only_without_grad(script, source, function, no_grad):
                     found.append((statement, target, added, source, function))
         for statement, target, added, source, function in script.reports(found):
@@ -404,95 +396,6 @@ def _names(expr: cst.CSTNode) -> set[str]:
     return found
 
 
-def _no_grad_blocks(script, loop: cst.CSTNode) -> set[int]:
-    """Nodes under `with torch.no_grad()` / `inference_mode()` inside the loop: evaluation, no graph."""
-    inside: set[int] = set()
-    for node in descendants(loop):
-        if isinstance(node, cst.With) and any(_disables_grad(script, item.item) for item in node.items):
-            inside |= {id(n) for n in descendants(node)}
-    return inside
-
-
-def _disables_grad(script, expr: cst.BaseExpression) -> bool:
-    target = expr.func if isinstance(expr, cst.Call) else expr
-    qualified = script.context.qualified_name(target) or dotted_name(target) or ""
-    if qualified.endswith(("no_grad", "inference_mode")):
-        return True
-    return qualified.endswith("set_grad_enabled") and isinstance(expr, cst.Call) and bool(expr.args) \
-        and isinstance(expr.args[0].value, cst.Name) and expr.args[0].value.value == "False"
-
-
-def _live_source(script, expr: cst.BaseExpression, function, statement: cst.CSTNode,
-                 position: int | None = None, depth: int = 0) -> cst.CSTNode | None:
-    """Where the added value is built, if it is still on the model's graph when added: names are read
-    from the assignment that reaches the statement (`loss = loss.item()` just above wins over
-    `loss = criterion(...)`), each arm of `a if c else b` and of arithmetic counts."""
-    if depth > _MAX_DEPTH:
-        return None
-
-    def follow(part: cst.BaseExpression) -> cst.CSTNode | None:
-        return _live_source(script, part, function, statement, None, depth + 1)
-
-    if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value in _CUT_METHODS:
-        return None
-    if isinstance(expr, cst.Call) and dotted_name(expr.func) in _CUT_FUNCTIONS:
-        return None
-    if isinstance(expr, cst.Attribute) and expr.attr.value == "data":
-        return None
-    if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and not script.context.call_name(expr):
-        return follow(expr.func.value)  # `loss.mean()`, `loss.sum()`
-    if isinstance(expr, cst.BinaryOperation):
-        return follow(expr.left) or follow(expr.right)
-    if isinstance(expr, cst.IfExp):
-        return follow(expr.body) or follow(expr.orelse)
-    if isinstance(expr, cst.UnaryOperation):
-        return follow(expr.expression)
-    if isinstance(expr, (cst.Tuple, cst.List)):  # `return output, loss.item()`
-        return next((found for element in expr.elements if (found := follow(element.value))), None)
-    name = dotted_name(expr)
-    binding = _reaching(script, name, function, statement) if name is not None else None
-    if name is not None and (binding is not None or isinstance(expr, cst.Name)):
-        if binding is None or binding.value is None:
-            return None
-        if isinstance(binding.node, (cst.Assign, cst.AnnAssign)):
-            position = _position_in_target(binding.node, name)
-            live = _live_source(script, _part(binding.value, position), function, binding.node, position, depth + 1)
-            return binding.node if live is not None else None
-        return None
-    callee = script.index.callee(expr, function) if isinstance(expr, cst.Call) else None
-    if callee is not None:  # `output, loss = train(x, y)`: what the helper returns in that position
-        returns = [n for n in descendants(callee) if isinstance(n, cst.Return) and n.value is not None]
-        live = (_live_source(script, _part(r.value, position), callee, r, None, depth + 1) for r in returns)
-        return expr if any(found is not None for found in live) else None
-    origins = script.flow.origins(expr, function)
-    live = [origin for origin in origins if origin.kind == LIVE]
-    return expr if live else None
-
-
-def _position_in_target(assign: cst.CSTNode, name: str) -> int | None:
-    """1 for `loss` in `output, loss = ...`; None for a plain `loss = ...`."""
-    target = assign.targets[0].target if isinstance(assign, cst.Assign) and len(assign.targets) == 1 else None
-    if isinstance(target, (cst.Tuple, cst.List)):
-        names = [dotted_name(element.value) for element in target.elements]
-        return names.index(name) if name in names else None
-    return None
-
-
-def _part(value: cst.BaseExpression, position: int | None) -> cst.BaseExpression:
-    """The element a tuple target's name takes from a tuple value (`return output, loss.item()`)."""
-    if position is not None and isinstance(value, (cst.Tuple, cst.List)) and position < len(value.elements):
-        return value.elements[position].value
-    return value
-
-
-def _reaching(script, name: str, function, statement: cst.CSTNode):
-    """The last assignment of `name` above the statement in the function (or the module, for scripts)."""
-    line = script.line(statement)
-    bindings = [b for b in script.index.lookup(name, function)
-                if not isinstance(b.node, (cst.AugAssign, cst.Param)) and script.line(b.node) < line]
-    return max(bindings, key=lambda b: script.line(b.node)) if bindings else None
-
-
 def _only_without_grad(script, source: cst.CSTNode, function, no_grad: set[int]) -> bool:
     """The model outputs the loss comes from were computed under no_grad (in the loop, or in a function
     called under it): there is no graph to keep."""
@@ -515,7 +418,7 @@ def _fix(script, added: cst.BaseExpression, function, statement: cst.CSTNode) ->
             operands += [operand.left, operand.right]
         elif operand is added:
             break
-        elif _live_source(script, operand, function, statement) is not None:
+        elif script.objects.live_source(operand, function, statement) is not None:
             operand_code = script.code(operand)
             return code.replace(operand_code, f"{operand_code}.item()", 1) if isinstance(
                 operand, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) else code

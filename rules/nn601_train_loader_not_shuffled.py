@@ -5,7 +5,6 @@ import libcst as cst
 from nnlint.names import dotted_name
 from nnlint.rule import Example, Rule
 from nnlint.script import script_model
-from nnlint.script.roles import argument_for
 from nnlint.tree import descendants
 
 # DataLoader(dataset, batch_size, shuffle, sampler, batch_sampler, ...): positions in torch and torch_geometric.
@@ -382,7 +381,7 @@ def _uses(script) -> tuple[dict[int, str], set[int]]:
         training = any(iteration.loop is loop for iteration in script.training.iterations)
         if training:
             training_loops.add(loop.node)
-        for source in _sources(script, _iterated(loop.node.iter), loop.function, loop.node, 0):
+        for source in script.objects.sources(_iterated(loop.node.iter), loop.function, loop.node):
             if training:
                 trained.setdefault(id(source), f"the training loop at line {script.line(loop.node)} iterates it")
             else:
@@ -393,12 +392,12 @@ def _uses(script) -> tuple[dict[int, str], set[int]]:
         if name == "next" and call.args and id(call) not in inside_training:
             inner = call.args[0].value
             if isinstance(inner, cst.Call) and dotted_name(inner.func) == "iter" and inner.args:
-                read.update(id(s) for s in _sources(script, inner.args[0].value, function, call, 0))
+                read.update(id(s) for s in script.objects.sources(inner.args[0].value, function, call))
         fitted = _argument(call, "train_dataloaders", 1) if name.endswith(".fit") else None
         fitted = fitted or next((arg.value for arg in call.args if arg.keyword is not None
                                  and arg.keyword.value in ("train_dataloaders", "train_dataloader")), None)
         if fitted is not None:
-            for source in _sources(script, fitted, function, call, 0):
+            for source in script.objects.sources(fitted, function, call):
                 trained.setdefault(id(source), f"`{script.code(call.func)}` at line {script.line(call)} trains on it")
     return trained, read
 
@@ -516,49 +515,6 @@ def _values(script, expr: cst.BaseExpression, function, depth: int) -> list[cst.
         if binding.value is not None:
             found.extend(_values(script, binding.value, function, depth + 1))
     return found or [expr]
-
-
-def _sources(script, expr: cst.BaseExpression, function, at: cst.CSTNode, depth: int) -> list[cst.Call]:
-    """The calls whose result an iterated expression may be: through names (the assignment that reaches
-    `at`), `self.` attributes, the parameters of the file's functions (at each call) and what the file's
-    functions return."""
-    if depth > 4:
-        return []
-    if isinstance(expr, cst.Call):
-        callee = script.index.callee(expr, function)
-        if callee is None:
-            return [expr]
-        returns = [n for n in descendants(callee) if isinstance(n, cst.Return) and n.value is not None]
-        return [source for r in returns for source in _sources(script, r.value, callee, r, depth + 1)]
-    name = dotted_name(expr)
-    if name is None:
-        return []
-    found = []
-    for binding in _reaching(script, name, function, at):
-        if binding.value is not None:
-            if not isinstance(binding.node, cst.WithItem):
-                found.extend(_sources(script, binding.value, function, binding.node, depth + 1))
-        elif isinstance(binding.node, cst.Param) and isinstance(binding.scope, cst.FunctionDef):
-            for call, caller in script.index.calls:
-                if script.index.callee(call, caller) is binding.scope:
-                    argument = argument_for(call, binding.scope, name)
-                    if argument is not None:
-                        found.extend(_sources(script, argument, caller, call, depth + 1))
-    return found
-
-
-def _reaching(script, name: str, function, at: cst.CSTNode) -> list:
-    """The assignments of `name` that a read at `at` sees. Notebooks rebind `train_loader` (a first,
-    ordered one to compute statistics, then the shuffled one): a read in the same scope sees the last
-    assignment above it; a read from a function, the last one of the file."""
-    bindings = script.index.lookup(name, function)
-    assigned = [b for b in bindings if b.value is not None and not isinstance(b.node, cst.AugAssign)]
-    if len(assigned) < 2:
-        return bindings
-    same_scope = all(b.scope is (function or script.context.module) for b in assigned)
-    line = script.line(at)
-    above = [b for b in assigned if script.line(b.node) <= line] if same_scope else assigned
-    return [max(above or assigned, key=lambda b: script.line(b.node))]
 
 
 def _iterated(iterable: cst.BaseExpression) -> cst.BaseExpression:

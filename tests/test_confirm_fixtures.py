@@ -38,6 +38,10 @@ EXPECTED_STATUS = {
     ("confirm/batch_mixing.py", 91, "NN102"): "confirmed",  # (b, t) folded, split as (t, b); input (B, T, F)
     ("confirm/model_wide.py", 10, "NN201"): "confirmed",  # runtime only: constant weights set by a helper
     ("confirm/model_wide.py", 15, "NN301"): "confirmed",  # runtime only: dropout in a helper of forward()
+    ("confirm/eval_mode/train_regularised.py", 18, "NN302"): "confirmed",  # BatchNorm1d and Dropout, named
+    ("confirm/eval_mode/train_plain.py", 18, "NN302"): "refuted",  # Linear and ReLU: the mode changes nothing
+    ("confirm/new_layer/finetune.py", 20, "NN407"): "confirmed",  # head.weight, head.bias in no param group
+    ("confirm/new_layer/finetune.py", 30, "NN407"): "unverifiable",  # nn.Linear(hidden, 5): hidden unknown
 }
 
 

@@ -64,6 +64,13 @@ def test_a_300_epoch_run_falls_below_a_thousandth_before_half_of_training():
     assert result.data["lr"]["half"] == [150, pytest.approx(1e-5)]
 
 
+def test_a_decay_below_a_thousandth_late_in_the_run_is_confirmed():
+    source = next(e.code for e in rule_by_code("NN401").bad if "ExponentialLR(optimizer, gamma=0.9)" in e.code)
+    _, result = judged(source, "NN401")
+    assert result.status == "confirmed"
+    assert "below 0.001x from epoch 66, for the last 34 epochs, and at 2.95e-05x in the last epoch" in result.evidence
+
+
 def test_a_lambda_decay_is_simulated_as_the_step_lr_it_equals():
     _, result = judged(rule_by_code("NN401").bad[3].code, "NN401")
     assert result.status == "confirmed"

@@ -25,6 +25,10 @@ PLANTED_BUGS = [
 ]
 # (path, line, code, what that line says): the training-loop bugs planted in loop_bugs.
 LOOP_BUGS = [
+    ("loop_bugs/finetune.py", 25, "NN302", "model(images)"),  # evaluate() under no_grad, after model.train()
+    ("loop_bugs/finetune.py", 31, "NN601", "DataLoader(train_set, batch_size=32)"),  # the training loader
+    ("loop_bugs/finetune.py", 38, "NN407", "model.head = nn.Linear(32, 5)"),  # after the optimizer was built
+    ("loop_bugs/finetune.py", 47, "NN506", "running_loss += loss"),  # keeps each batch's graph
     ("loop_bugs/train.py", 34, "NN303", "model.eval()"),  # in validate(), called after each epoch's training
     ("loop_bugs/train.py", 41, "NN602", "next(iter(loader))"),  # in warm_up's step loop
     ("loop_bugs/train.py", 45, "NN508", "loss.backward()"),  # on torch.tensor(...item(), requires_grad=True)

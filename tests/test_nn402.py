@@ -86,3 +86,60 @@ def test_a_variable_that_may_hold_a_per_step_scheduler_is_not_reported():
                 scheduler.step()
     """
     assert messages(source) == []
+
+
+@pytest.mark.parametrize(
+    ("step_in_batch_loop", "reported"),
+    [(True, True), (False, False)],
+)
+def test_a_module_level_scheduler_stepped_in_a_function_called_once_per_epoch(step_in_batch_loop, reported):
+    indent = " " * 8 if step_in_batch_loop else " " * 4
+    source = f"""
+import torch
+from torch.optim.lr_scheduler import StepLR
+
+model = Net()
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+scheduler = StepLR(optimizer, step_size=30, gamma=0.1)
+
+def train(epoch):
+    for batch_idx, (data, target) in enumerate(train_loader):
+        optimizer.zero_grad()
+        criterion(model(data), target).backward()
+        optimizer.step()
+{indent}scheduler.step()
+
+for epoch in range(1, 91):
+    train(epoch)
+"""
+    found = messages(source)
+    assert bool(found) is reported
+    if reported:
+        assert "StepLR(step_size=30) is stepped every batch" in found[0]
+
+
+def test_a_trainer_method_called_per_batch_from_an_epoch_loop_two_calls_up():
+    source = """
+    import torch
+    from torch.optim.lr_scheduler import CosineAnnealingLR
+
+    class Trainer:
+        def __init__(self, model, loader, epochs=50):
+            self.optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            self.scheduler = CosineAnnealingLR(self.optimizer, T_max=epochs)
+            self.loader, self.epochs = loader, epochs
+
+        def training_step(self, batch):
+            self.optimizer.step()
+            self.scheduler.step()
+
+        def run_epoch(self):
+            for batch in self.loader:
+                self.training_step(batch)
+
+        def fit(self):
+            for epoch in range(self.epochs):
+                self.run_epoch()
+    """
+    (message,) = messages(source)
+    assert "CosineAnnealingLR(T_max=50) is stepped every batch (loop `for batch in self.loader`" in message

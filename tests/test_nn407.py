@@ -131,7 +131,56 @@ def lines(source: str) -> list[int]:
             """,
             [7],
         ),
+        (  # `trainer.optimizer` and the keyword `optimizer=` are not reads of the stale `optimizer`
+            """
+            import torch, torch.nn as nn
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            model.fc = nn.Linear(512, 10)
+            trainer.optimizer.step()
+            Trainer(model, optimizer=other_optimizer)
+            """,
+            [],
+        ),
     ],
 )
 def test_order_and_new_layers(source, expected):
     assert lines(source) == expected
+
+
+def test_statement_facts():
+    """The order facts NN407 asks of `script.statements` (nnlint/script/statements.py)."""
+    import libcst as cst
+
+    from nnlint.context import FileContext
+    from nnlint.script import script_model
+
+    source = textwrap.dedent(
+        """
+        def f(model):
+            a = build(model)
+            if flag:
+                model.fc = make()
+            else:
+                use(a)
+            model = other
+            use(a)
+            g = lambda: use(model)
+        """
+    )
+    module = cst.parse_module(source)
+    script = script_model(FileContext("train.py", source, module))
+    function = script.index.functions["f"][0]
+    facts = script.statements.of(function)
+    assert facts is script.statements.of(function)  # built once
+    build = facts.calls[0]
+    replaced = next(node for target, node in facts.assigned if isinstance(target, cst.Attribute))
+    first_use, last_use = [call for call in facts.calls if cst.ensure_type(call.func, cst.Name).value == "use"]
+    assert facts.runs_after(replaced, build) and not facts.runs_after(build, replaced)
+    assert facts.exclusive(replaced, first_use) and not facts.runs_after(first_use, replaced)
+    assert facts.runs_after(last_use, replaced)
+    assert facts.written_between(build, last_use) == {"model.fc", "model"}
+    assert facts.written_between(replaced, last_use) == {"model"}
+    assert facts.statement_of(build) is function.body.body[0]
+    assert len(facts.calls) == 4  # build, make, use, use: not the call inside the lambda
+    # `build(model)` and the object of `model.fc = ...`; not the lambda's, nor the target `model.fc` itself
+    assert [name for name, _ in facts.reads].count("model") == 2 and "model.fc" not in dict(facts.reads)

@@ -95,6 +95,7 @@ class ProbeSession:
         self.check = "unattributed"  # who pays for the passes run now (see `charging`)
         self.memory_mb: int | None = project.get("memory_mb")  # the probe process's cap, for messages
         self.on_model: Callable[[str], None] = lambda name: None  # told each model as it is built (progress)
+        self._built_by_name: dict[Any, ModelRecord | None] = {}  # models of other files, built on request
         install_layout_hooks()  # before the user's modules import torch's functions by name
 
     # -- loading and building -------------------------------------------------------------
@@ -177,6 +178,26 @@ class ProbeSession:
                 return fit_input(probe, self.seed, trace)
             except BuildError:
                 raise error from None
+
+    def model_named(self, name: str | None) -> tuple[ModelRecord | None, str]:
+        """The model a training script builds with `name(...)` (`Net`, `models.Net`, as the file spells it),
+        built as the file's own classes are; (None, why) when it cannot be found, built or run."""
+        if not name:
+            return None, "the static pass could not tell which class builds the model"
+        maker: Any = self.module
+        for part in name.split("."):
+            maker = getattr(maker, part, None)
+        if not callable(maker):
+            return None, f"`{name}` is not defined in {Path(self.path).name} once imported"
+        for record in self.models:
+            if type(record.probe.module) is maker:
+                return record, ""
+        if maker not in self._built_by_name:
+            self._built_by_name[maker] = self._build(maker)
+        record = self._built_by_name[maker]
+        if record is None:
+            return None, self.unbuilt.get(getattr(maker, "__name__", name), f"`{name}` could not be built")
+        return record, ""
 
     def models_covering(self, path: str, line: int, shapes_will_do: bool = False) -> list[ModelRecord]:
         """Built models that contain a module class whose source spans path:line; those built on the

@@ -7,7 +7,12 @@
   of its calls (`training`);
 - `flow`: where a tensor's value comes from within a function (`dataflow`);
 - `executed_iterations`: the training iterations that run when the file itself is executed (`executed`);
-- `evaluation`: the model calls that evaluate or predict rather than train (`evaluation`).
+- `evaluation`: the model calls that evaluate or predict rather than train (`evaluation`);
+- `objects`: which object a name holds at a line, through wrappers, helpers and re-bindings (`objects`);
+- `statements`: order within one function: what runs after what, in which exclusive arm (`statements`);
+- `constants`: the numbers the file gives its names and settings (`constants`);
+- `length`: how long the run trains, and whether a line runs per batch or per epoch (`length`);
+- `schedules`: the LR schedulers and hand-written decays, and where each is stepped (`schedules`).
 
 Each part is built on first use, at the end of the traversal (rules ask from `leave_Module`, when the
 import table is complete), so a rule that needs only the roles never pays for the timeline.
@@ -66,6 +71,42 @@ class Script:
         from nnlint.script.executed import executed_iterations
 
         return executed_iterations(self.index, self.training)
+
+    @cached_property
+    def constants(self):
+        """The numbers the file gives its names and settings: `constants.value(expr, function)` (`constants`)."""
+        from nnlint.script.constants import Constants
+
+        return Constants(self.index)
+
+    @cached_property
+    def length(self):
+        """How long the run trains and how often a line runs, per batch or per epoch (`length`)."""
+        from nnlint.script.length import RunLength
+
+        return RunLength(self.index, self.roles, lambda: self.timeline, self.constants)
+
+    @cached_property
+    def schedules(self):
+        """The LR schedulers with their arguments and steps, and decays written by hand (`schedules`)."""
+        from nnlint.script.schedules import Schedules
+
+        return Schedules(self.index, lambda: self.timeline, self.constants, self.length)
+
+    @cached_property
+    def statements(self):
+        """Statement order within each function (`statements.of(function)`): runs after, exclusive
+        branches, names read and written between two statements (`statements`)."""
+        from nnlint.script.statements import Statements
+
+        return Statements(self.context)
+
+    @cached_property
+    def objects(self):
+        """Which object a name holds where it is read, and which of its assignments that read sees (`objects`)."""
+        from nnlint.script.objects import Objects
+
+        return Objects(self.index, self.flow)
 
     def mode_free(self, subject: str, scope) -> bool:
         """The model named `subject` (in `scope`) has no layer whose output depends on train/eval mode."""

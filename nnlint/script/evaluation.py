@@ -21,6 +21,7 @@ from nnlint.script.index import FileIndex, words
 from nnlint.script.roles import LOADER, Roles
 from nnlint.script.timeline import MODEL_CALL, Event, Loop, Root, Timeline
 from nnlint.script.training import EVAL_MODE, Training
+from nnlint.tree import descendants
 
 _EVAL_FUNCTION_WORDS = frozenset(
     {"eval", "evaluate", "evaluation", "validate", "validation", "val", "valid", "test", "testing", "predict",
@@ -44,6 +45,7 @@ class Evaluation:
         self.roles = roles
         self.training = training
         self.calls: list[EvaluationCall] = []
+        self._comprehensions: dict[cst.CSTNode, list] = {}
         if _is_unit_test_file(index.context.path) or not (training.iterations or self._loads_weights()):
             return
         for root in timeline.roots:
@@ -75,14 +77,35 @@ class Evaluation:
             found = set(words(function.name.value))
             if found & _EVAL_FUNCTION_WORDS and "train" not in found:
                 return f"in `{function.name.value}()`"
-        for loop in reversed(loops):
-            if loop.iterates and set(words(loop.iterates.rpartition(".")[2])) & _EVAL_DATA_WORDS:
-                return f"in the loop over `{loop.iterates}`"
+        iterated = self._iterated_around(event, loops)
+        for name, _, _ in iterated:
+            if set(words(name.rpartition(".")[2])) & _EVAL_DATA_WORDS:
+                return f"in the loop over `{name}`"
         if event.no_grad:
-            for loop in reversed(loops):
-                if loop.iterates and self._is_loader(loop):
-                    return f"under no_grad in the loop over `{loop.iterates}`"
+            for name, iterable, function in iterated:
+                if self.roles.is_(iterable, function, LOADER):
+                    return f"under no_grad in the loop over `{name}`"
         return None
+
+    def _iterated_around(self, event: Event, loops: tuple[Loop, ...]) -> list[tuple[str, cst.BaseExpression, object]]:
+        """What the loops and comprehensions around the call iterate, innermost first: (name, expression,
+        function it is written in); `sum(model(x) for x, _ in val_loader)` evaluates as a loop does."""
+        found = [
+            (comp_for.iter, event.function) for comp_for in self._comprehensions_around(event.node, event.function)
+        ]
+        named = [(dotted_name(_iterated(iterable)), _iterated(iterable), function) for iterable, function in found]
+        # A loop's name is the one the entry point knows (`val_loader`, passed as `loader`).
+        named += [(loop.iterates, _iterated(loop.node.iter), loop.function) for loop in reversed(loops) if isinstance(loop.node, cst.For)]
+        return [(name, iterable, function) for name, iterable, function in named if name]
+
+    def _comprehensions_around(self, node: cst.CSTNode, function) -> list[cst.CompFor]:
+        scope = function or self.index.context.module
+        if scope not in self._comprehensions:
+            self._comprehensions[scope] = [
+                (comp, {id(inner) for inner in descendants(comp)})
+                for comp in descendants(scope) if isinstance(comp, (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp))
+            ]  # fmt: skip
+        return [comp.for_in for comp, inside in reversed(self._comprehensions[scope]) if id(node) in inside]
 
     def _functions(self, event: Event, root: Root) -> list[cst.FunctionDef]:
         """The functions the run is inside at the event: the root's, those it called to get there."""
@@ -101,11 +124,13 @@ class Evaluation:
                 return True
         return False
 
-    def _is_loader(self, loop: Loop) -> bool:
-        iterated = loop.node.iter if isinstance(loop.node, cst.For) else None
-        while isinstance(iterated, cst.Call) and iterated.args:  # enumerate(tqdm(loader))
-            iterated = iterated.args[0].value
-        return iterated is not None and self.roles.is_(iterated, loop.function, LOADER)
+
+
+def _iterated(iterable: cst.BaseExpression) -> cst.BaseExpression:
+    """`enumerate(tqdm(loader))` -> `loader`."""
+    while isinstance(iterable, cst.Call) and iterable.args:
+        iterable = iterable.args[0].value
+    return iterable
 
 
 def _is_unit_test_file(path: str) -> bool:

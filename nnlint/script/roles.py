@@ -122,6 +122,20 @@ class Roles:
             return False  # `psnr_model = PSNR()`: a metric, not a network to put in eval mode
         return not qualified.startswith(_OTHER_FRAMEWORKS) and not qualified.startswith("torch.")
 
+    def built_by(self, subject: str, function: cst.FunctionDef | None) -> cst.Call | None:
+        """The call that built the model `subject` (or the model it is part of: `model.encoder`), through
+        wrappers: `Net(10)` for `model = Net(10).to(device)`."""
+        while subject:
+            role = self.of(subject, function)
+            if role is not None and role.role == MODEL:
+                for binding in [role.binding] if role.binding is not None else self.index.lookup(subject, function):
+                    built = _unwrap(_strip_await(binding.value)) if binding.value is not None else None
+                    if isinstance(built, cst.Call) and not _is_wrapper_of_itself(binding):
+                        return built
+                return None
+            subject = subject.rpartition(".")[0]
+        return None
+
     def _only_wrappers(self, bindings: list[Binding]) -> bool:
         return all(binding.value is None or _is_wrapper_of_itself(binding) for binding in bindings)
 

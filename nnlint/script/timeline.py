@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from nnlint.context import FileContext
 from nnlint.names import dotted_name
 from nnlint.script.index import FileIndex
 from nnlint.script.roles import MODEL, OPTIMIZER, SCHEDULER, Roles, argument_for, _unwrap
-from nnlint.tree import child_nodes
+from nnlint.tree import child_nodes, descendants
 
 ZERO_GRAD, BACKWARD, CLIP, STEP, SCHEDULER_STEP, EVAL, TRAIN, MODEL_CALL, CREATE, NEXT_BATCH = (
     "zero_grad", "backward", "clip", "step", "scheduler.step", "eval", "train", "model call", "create",
@@ -81,7 +82,7 @@ class Timeline:
             for function in functions:
                 if function not in called and not self._nested(function):
                     frame = _Frame.top(function)
-                    if any(self._disables_grad(decorator.decorator) for decorator in function.decorators):
+                    if any(disables_grad(self.context, decorator.decorator) for decorator in function.decorators):
                         frame = frame.without_grad()
                     self.roots.append(Root(function, self._block(_body(function), frame)))
 
@@ -123,7 +124,7 @@ class Timeline:
             return head + [loop]
         if isinstance(node, cst.With):
             items = [item for with_item in node.items for item in self._expression(with_item.item, frame)]
-            inner = frame.without_grad() if any(self._disables_grad(w.item) for w in node.items) else frame
+            inner = frame.without_grad() if any(disables_grad(self.context, w.item) for w in node.items) else frame
             return items + self._block(_body(node), inner)
         if isinstance(node, cst.Try):
             items = self._block(_body(node), frame)
@@ -142,11 +143,20 @@ class Timeline:
                 if _is_grad_attribute(target.target) and isinstance(node.value, cst.Name) and node.value.value == "None":
                     items.append(frame.event(ZERO_GRAD, node, None))
                 name = dotted_name(target.target)
-                if name and self.roles.role_of_value(node.value, frame.function) is not None:
-                    role = self.roles.role_of_value(node.value, frame.function)
-                    if role.role == MODEL and not _wraps(node.value, name):
-                        items.append(frame.event(CREATE, node, frame.rename(name)))
+                if name and self._creates_model(node.value, name, frame):
+                    items.append(frame.event(CREATE, node, frame.rename(name)))
         return items
+
+    def _creates_model(self, value: cst.BaseExpression, name: str, frame: _Frame) -> bool:
+        """`model = Net()`, `net = models.resnet18()`, `model = ImportedNet()` for a name holding a model: a
+        new module, in train mode. Not `model = model.to(device)`, nor `model = load(path)` (it may return
+        a model in eval mode)."""
+        role = self.roles.role_of_value(value, frame.function)
+        if role is None:
+            built = _unwrap(value)
+            constructs = isinstance(built, cst.Call) and (dotted_name(built.func) or "").rpartition(".")[2][:1].isupper()
+            role = self.roles.of(name, frame.function) if constructs else None
+        return role is not None and role.role == MODEL and not _wraps(value, name)
 
     def _expression(self, node: cst.CSTNode, frame: _Frame) -> list[Item]:
         """The events of the calls in an expression or simple statement, innermost (first evaluated) first."""
@@ -158,7 +168,7 @@ class Timeline:
             callee = self.index.callee(call, frame.function)
             if callee is not None and frame.can_inline(callee):
                 inner = frame.call(call, callee, self._renames(call, callee, frame))
-                if any(self._disables_grad(decorator.decorator) for decorator in callee.decorators):
+                if any(disables_grad(self.context, decorator.decorator) for decorator in callee.decorators):
                     inner = inner.without_grad()
                 items.extend(self._block(_body(callee), inner))
         return items
@@ -238,17 +248,6 @@ class Timeline:
         name = dotted_name(_unwrap(expr))
         return frame.rename(name) if name is not None else None
 
-    def _disables_grad(self, expr: cst.BaseExpression) -> bool:
-        """`torch.no_grad()`, `torch.inference_mode()`, `torch.set_grad_enabled(False)` (call or decorator)."""
-        target = expr.func if isinstance(expr, cst.Call) else expr
-        qualified = self.context.qualified_name(target) or dotted_name(target) or ""  # `torch` via a star import
-        if qualified in _NO_GRAD:
-            return True
-        if qualified == "torch.set_grad_enabled" and isinstance(expr, cst.Call) and expr.args:
-            value = expr.args[0].value
-            return isinstance(value, cst.Name) and value.value == "False"
-        return False
-
     # -- reading ----------------------------------------------------------------------------
 
     def loops(self) -> list[tuple[Loop, Root]]:
@@ -267,6 +266,33 @@ class Timeline:
         for root in self.roots:
             visit(root.body, root)
         return found
+
+
+def disables_grad(context: FileContext, expr: cst.BaseExpression, by_name: bool = False) -> bool:
+    """`torch.no_grad()`, `torch.inference_mode()`, `torch.set_grad_enabled(False)` (a `with` item or a
+    decorator): code under it builds no autograd graph, so it neither trains nor keeps graphs alive.
+    `by_name` also takes any callable whose name ends so (`utils.no_grad()`, `torch.autograd.inference_mode`,
+    `set_grad_enabled` from elsewhere): a rule that only skips what runs under it (NN506) loses no precision
+    by the looser test; the timeline's `no_grad` marks torch's own names only."""
+    target = expr.func if isinstance(expr, cst.Call) else expr
+    qualified = context.qualified_name(target) or dotted_name(target) or ""  # `torch` via a star import
+    if qualified in _NO_GRAD or by_name and qualified.endswith(("no_grad", "inference_mode")):
+        return True
+    setter = qualified.endswith("set_grad_enabled") if by_name else qualified == "torch.set_grad_enabled"
+    if setter and isinstance(expr, cst.Call) and expr.args:
+        value = expr.args[0].value
+        return isinstance(value, cst.Name) and value.value == "False"
+    return False
+
+
+def no_grad_nodes(context: FileContext, node: cst.CSTNode, by_name: bool = False) -> set[int]:
+    """The ids of the nodes under a `with torch.no_grad()` / `inference_mode()` block inside `node`
+    (evaluation inside a training loop: no graph is built there)."""
+    inside: set[int] = set()
+    for block in descendants(node):
+        if isinstance(block, cst.With) and any(disables_grad(context, item.item, by_name) for item in block.items):
+            inside |= {id(n) for n in descendants(block)}
+    return inside
 
 
 def loss_expression(backward: cst.Call) -> cst.BaseExpression | None:

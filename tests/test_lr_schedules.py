@@ -1,4 +1,5 @@
-"""What `nnlint.training_facts` reads from a training script: its length, its loops, its schedulers."""
+"""What the script model reads about a training run's LR schedule: the settings' values (`constants`), the
+run's length and where each line runs (`length`), the schedulers and their steps (`schedules`)."""
 
 from __future__ import annotations
 
@@ -8,21 +9,23 @@ import libcst as cst
 import pytest
 
 from nnlint.rule import Rule
+from nnlint.script import Script, script_model
 from nnlint.static import lint_source
-from nnlint.training_facts import TrainingFacts, training_facts
 
 
 class _Capture(Rule):
-    """Not a rule: a visitor that keeps the facts the engine builds for a file."""
+    """Not a rule: a visitor that keeps the script model the engine builds for a file."""
 
     code, name, severity, summary, triggers = "NN999", "capture", "info", "test only", ("",)
-    captured: list[TrainingFacts] = []
+    captured: list[Script] = []
 
     def leave_Module(self, node: cst.Module) -> None:
-        _Capture.captured.append(training_facts(self.context))
+        script = script_model(self.context)
+        script.schedules  # built while the file's import table is complete, as a rule would
+        _Capture.captured.append(script)
 
 
-def facts_of(source: str) -> TrainingFacts:
+def model_of(source: str) -> Script:
     _Capture.captured.clear()
     result = lint_source(textwrap.dedent(source).encode(), "train.py", [_Capture], max_file_size=10**7)
     assert not result.diagnostics, result.diagnostics
@@ -31,10 +34,10 @@ def facts_of(source: str) -> TrainingFacts:
 
 def length_of(source: str):
     """The training length of the file's only scheduler, as (epochs, origin, line) or None."""
-    facts = facts_of(source)
-    (scheduler,) = facts.schedulers
-    length = facts.training_length([step.where for step in scheduler.steps])
-    return None if length is None else (length.epochs, length.origin, facts.line(length.origin_node))
+    script = model_of(source)
+    (scheduler,) = script.schedules.schedulers
+    length = script.length.of([step.where for step in scheduler.steps])
+    return None if length is None else (length.epochs, length.origin, script.line(length.origin_node))
 
 
 SCHEDULER = "import torch\nfrom torch.optim.lr_scheduler import StepLR\n"
@@ -220,7 +223,7 @@ def test_training_length_is_none_when_the_code_does_not_say(source):
 
 
 def test_scheduler_arguments_by_torch_parameter_name_with_defaults():
-    facts = facts_of(
+    schedules = model_of(
         """
         from torch.optim import lr_scheduler
         STEP = 30
@@ -228,15 +231,15 @@ def test_scheduler_arguments_by_torch_parameter_name_with_defaults():
         m = lr_scheduler.MultiStepLR(opt, milestones=[30, 60], gamma=0.2)
         c = lr_scheduler.CosineAnnealingLR(opt, T_max=n_epochs * len(loader))
         """
-    )
-    step, multistep, cosine = facts.schedulers
-    assert (step.kind, step.variable, facts.arguments(step)) == ("StepLR", "s", {"step_size": 30, "gamma": 0.1})
-    assert facts.arguments(multistep) == {"milestones": [30, 60], "gamma": 0.2}
-    assert facts.describe(cosine, "T_max") == "CosineAnnealingLR(T_max=n_epochs * len(loader))"
+    ).schedules
+    step, multistep, cosine = schedules.schedulers
+    assert (step.kind, step.variable, schedules.arguments(step)) == ("StepLR", "s", {"step_size": 30, "gamma": 0.1})
+    assert schedules.arguments(multistep) == {"milestones": [30, 60], "gamma": 0.2}
+    assert schedules.describe(cosine, "T_max") == "CosineAnnealingLR(T_max=n_epochs * len(loader))"
 
 
 def test_a_factory_or_another_class_is_not_a_scheduler():
-    facts = facts_of(
+    script = model_of(
         """
         from timm.scheduler import StepLRScheduler
         from mylib import build_scheduler
@@ -244,12 +247,12 @@ def test_a_factory_or_another_class_is_not_a_scheduler():
         b = build_scheduler(opt)
         """
     )
-    assert facts.schedulers == []
+    assert script.schedules.schedulers == []
 
 
 def _steppings(source: str) -> list[str | None]:
-    facts = facts_of(source)
-    return [step.where.stepping for scheduler in facts.schedulers for step in scheduler.steps]
+    script = model_of(source)
+    return [step.where.stepping for scheduler in script.schedules.schedulers for step in scheduler.steps]
 
 
 @pytest.mark.parametrize(
@@ -359,7 +362,7 @@ def test_where_the_scheduler_is_stepped(source, expected):
 
 
 def test_a_variable_bound_to_two_schedulers_is_marked_rebound():
-    facts = facts_of(
+    script = model_of(
         SCHEDULER
         + textwrap.dedent(
             """
@@ -372,7 +375,7 @@ def test_a_variable_bound_to_two_schedulers_is_marked_rebound():
             """
         )
     )
-    assert [scheduler.rebound for scheduler in facts.schedulers] == [True, True]
+    assert [scheduler.rebound for scheduler in script.schedules.schedulers] == [True, True]
 
 
 @pytest.mark.parametrize(
@@ -390,18 +393,18 @@ def test_a_variable_bound_to_two_schedulers_is_marked_rebound():
     ],
 )
 def test_a_period_counts_epochs_or_steps(expression, epochs):
-    facts = facts_of(f"period = {expression}\n")
-    assert facts.looks_like_epochs(facts.bindings["period"][0].value, None) is epochs
+    script = model_of(f"period = {expression}\n")
+    assert script.schedules.looks_like_epochs(script.constants.settings["period"][0].value, None, None) is epochs
 
 
-def test_facts_are_built_once_per_file():
+def test_the_model_is_built_once_per_file():
     class _Twice(_Capture):
         code = "NN998"
 
     _Capture.captured.clear()
     lint_source(b"x = 1\n", "a.py", [_Capture, _Twice], max_file_size=10**7)
     first, second = _Capture.captured
-    assert first is second
+    assert first is second and first.schedules is second.schedules
 
 
 @pytest.mark.parametrize(
@@ -416,5 +419,5 @@ def test_facts_are_built_once_per_file():
     ],
 )
 def test_values_are_folded_safely(expression, value):
-    facts = facts_of(f"x = {expression}\n")
-    assert facts.value(facts.bindings["x"][0].value) == value
+    constants = model_of(f"x = {expression}\n").constants
+    assert constants.value(constants.settings["x"][0].value, None) == value
