@@ -3,11 +3,12 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
 from nnlint.names import dotted_name
 from nnlint.rule import Example, Rule
 from nnlint.script import script_model
 from nnlint.script.modules import has_batchnorm
-from nnlint.script.objects import Origin, children_of
+from nnlint.script.objects import Origin, children_of, unwrap
 from nnlint.script.roles import OPTIMIZER, Role
 from nnlint.script.timeline import MODEL_CALL, TRAIN
 from nnlint.script.training import TRAIN_MODE
@@ -496,11 +497,11 @@ for x, y in loader:
                     continue
                 if not part and not freeze.partial and setter is not None and not _optimised(script, frozen):
                     continue  # a fully frozen model put in train() on purpose (a mean teacher's BatchNorm)
-                self._report(script, freeze, forward, setter, loop.node, part)
+                self._report(script, freeze, forward, setter, loop.node, part, frozen[0])
                 break
 
-    def _report(self, script, freeze: _Freeze, forward, setter, loop, path: str) -> None:
-        subject = forward.subject.split(".")[0] if forward.subject else "model"
+    def _report(self, script, freeze: _Freeze, forward, setter, loop, path: str, origin) -> None:
+        subject = dotted_name(forward.node.func) or forward.subject or "model"  # as the training call writes it
         frozen = f"{subject}{'.' + path if path else ''}"
         what = f"`{frozen}`" + (f" ({freeze.partial})" if freeze.partial else "")
         if setter is not None:
@@ -516,8 +517,54 @@ for x, y in loader:
             freeze.node,
             f"{what} is frozen with requires_grad=False but its BatchNorm layers keep updating their running "
             f"statistics: {mode} the training loop at line {script.line(loop)}; {fix}",
-            facts={"frozen": frozen, "train_line": script.line(setter.node) if setter is not None else None},
+            facts={
+                "frozen": frozen,
+                "train_line": script.line(setter.node) if setter is not None else None,
+                **_runtime_facts(origin),
+            },
         )
+
+    @staticmethod
+    def runtime_check(finding: ProbeFinding, session) -> Verdict:
+        """Build the model, freeze the part as the script does, run one train-mode forward of a copy: do the
+        running statistics of its batch norms move?"""
+        from nnlint.confirm.modes import running_statistics_drift
+
+        record, why = session.model_named(finding.facts.get("built_by"))
+        if record is None:
+            return unverifiable(why)
+        part = finding.facts.get("part", "")
+        try:
+            drifted, norms = running_statistics_drift(session, record, part)
+        except AttributeError:
+            return unverifiable(f"{record.name} as built here has no submodule `{part}`")
+        data = {"model": record.name, "part": part, "batch_norms": norms, "drifted": drifted}
+        where = f"`{part}` of {record.name}" if part else record.name
+        if not norms:
+            return refuted(f"{where} holds no batch norm with running statistics", **data)
+        if not drifted:
+            return refuted(
+                f"in a train-mode forward of {record.name}, the running statistics of the {len(norms)} batch norm(s) "
+                f"in {where} do not move",
+                **data,
+            )
+        shown = ", ".join(drifted[:4]) + (f" and {len(drifted) - 4} more" if len(drifted) > 4 else "")
+        return confirmed(
+            f"one train-mode forward of {record.name} on {record.probe.describe_input()}, {where} frozen, moves the "
+            f"running statistics of {len(drifted)} of the {len(norms)} batch norm(s) in it: {shown}",
+            **data,
+        )
+
+
+def _runtime_facts(origin) -> dict:
+    """The class that builds the frozen model and the frozen part's path in it, for the confirm pass."""
+    binding, part = origin
+    built = unwrap(binding.value) if binding.value is not None else None
+    if isinstance(built, cst.Call):
+        return {"built_by": dotted_name(built.func), "part": part}
+    if isinstance(binding.node, cst.ClassDef):  # `self.backbone` inside the model's own class
+        return {"built_by": binding.node.name.value, "part": part}
+    return {"built_by": None, "part": part}
 
 
 def _same_setting(objects, freeze: cst.CSTNode, setter) -> bool:
@@ -694,8 +741,12 @@ def _trained_in_train_mode(script):
             setters = [setter for mode, setter in script.training.modes(event.node) if mode == TRAIN_MODE]
             if not setters:
                 continue
-            # The subject is named as the entry point knows it: read it where the entry point calls in.
-            origins = script.objects.origins(event.subject, scope, event.via[0] if event.via else event.node)
+            # Read the model where the call is written (`model(x)` inside `main()` or `train(model, ...)`);
+            # failing that, as the entry point knows it, where the entry point calls in.
+            written = dotted_name(event.node.func) if isinstance(event.node, cst.Call) else None
+            origins = (written and script.objects.origins(written, event.function, event.node)) or script.objects.origins(
+                event.subject, scope, event.via[0] if event.via else event.node
+            )
             if origins:
                 setter = next((s for s in setters if s is not None and s.kind == TRAIN), None)
                 found.append((origins, event, setter, iteration.loop))

@@ -42,6 +42,8 @@ EXPECTED_STATUS = {
     ("confirm/eval_mode/train_plain.py", 18, "NN302"): "refuted",  # Linear and ReLU: the mode changes nothing
     ("confirm/new_layer/finetune.py", 20, "NN407"): "confirmed",  # head.weight, head.bias in no param group
     ("confirm/new_layer/finetune.py", 30, "NN407"): "unverifiable",  # nn.Linear(hidden, 5): hidden unknown
+    ("confirm/frozen_bn/train_linear_probe.py", 21, "NN305"): "confirmed",  # backbone.1's statistics move
+    ("confirm/frozen_bn/train_fixed_statistics.py", 21, "NN305"): "refuted",  # BatchNorm2d(momentum=0.0)
 }
 
 

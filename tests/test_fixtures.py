@@ -27,6 +27,7 @@ PLANTED_BUGS = [
 LOOP_BUGS = [
     ("loop_bugs/finetune.py", 25, "NN302", "model(images)"),  # evaluate() under no_grad, after model.train()
     ("loop_bugs/finetune.py", 31, "NN601", "DataLoader(train_set, batch_size=32)"),  # the training loader
+    ("loop_bugs/finetune.py", 36, "NN305", "param.requires_grad = False"),  # model.train() each epoch after
     ("loop_bugs/finetune.py", 38, "NN407", "model.head = nn.Linear(32, 5)"),  # after the optimizer was built
     ("loop_bugs/finetune.py", 47, "NN506", "running_loss += loss"),  # keeps each batch's graph
     ("loop_bugs/train.py", 34, "NN303", "model.eval()"),  # in validate(), called after each epoch's training

@@ -51,15 +51,15 @@ def train_eval_difference(session: ProbeSession, record: ModelRecord) -> float:
     return max((float((a - b).abs().max()) for a, b in zip(*outputs) if a.shape == b.shape and a.numel()), default=0.0)
 
 
-def running_statistics_drift(session: ProbeSession, record: ModelRecord, part: str, except_: tuple[str, ...]) -> list[str]:
-    """The batch norms under `part` (a submodule path, "" for the whole model, minus the parameter names in
-    `except_`) whose running statistics change in one train-mode forward of a copy with that part frozen
-    as the code freezes it: `requires_grad = False` does not stop them, only eval() or a frozen norm does."""
+def running_statistics_drift(session: ProbeSession, record: ModelRecord, part: str) -> tuple[list[str], list[str]]:
+    """(the batch norms under `part` whose running statistics move, all of them) in one train-mode forward of
+    a copy with that part frozen as the script freezes it (`part` a submodule path, "" for the whole model).
+    `requires_grad = False` does not stop the statistics; eval(), a frozen norm, or a `train()` override
+    that keeps them in eval does."""
     module = copy.deepcopy(record.probe.module)
     frozen = module.get_submodule(part) if part else module
-    for name, parameter in frozen.named_parameters():
-        if not any(name == kept or name.startswith(kept + ".") for kept in except_):
-            parameter.requires_grad_(False)
+    for parameter in frozen.parameters():
+        parameter.requires_grad_(False)
     norms = {
         name: layer for name, layer in frozen.named_modules()
         if isinstance(layer, nn.modules.batchnorm._BatchNorm) and layer.running_mean is not None
@@ -71,5 +71,5 @@ def running_statistics_drift(session: ProbeSession, record: ModelRecord, part: s
         module(record.probe.probe_input(0, session.seed))
     session.count_pass(record, "forward")
     prefix = f"{part}." if part else ""
-    return [prefix + name for name, layer in norms.items() if not torch.equal(before[name], layer.running_mean)]
-
+    moved = [prefix + name for name, layer in norms.items() if not torch.equal(before[name], layer.running_mean)]
+    return moved, [prefix + name for name in norms]
