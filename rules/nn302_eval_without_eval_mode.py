@@ -4,6 +4,7 @@ from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, u
 from nnlint.names import dotted_name
 from nnlint.rule import Example, Rule
 from nnlint.script import script_model
+from nnlint.script.evaluation import EVALUATION_TRIGGERS
 from nnlint.script.timeline import CREATE
 from nnlint.script.training import TRAIN_MODE
 
@@ -55,7 +56,7 @@ class EvalWithoutEvalMode(Rule):
     name = "eval-without-eval-mode"
     severity = "warning"
     summary = "A model is evaluated while still in train mode (no model.eval() before it)"
-    triggers = ("no_grad", "inference_mode", "eval", "val", "test", "predict", "infer")
+    triggers = EVALUATION_TRIGGERS
 
     bad = [
         Example(

@@ -92,7 +92,7 @@ class OptimizerMissesNewLayer(Rule):
     name = "optimizer-misses-new-layer"
     severity = "error"
     summary = "A layer replaced or added after the optimizer was built from model.parameters() is never optimised"
-    triggers = ("parameters(",)
+    triggers = ("optim", "SGD", "Adam")  # an optimizer is built in the file
 
     bad = [
         Example(

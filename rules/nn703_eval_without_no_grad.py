@@ -4,6 +4,7 @@ import libcst as cst
 
 from nnlint.rule import Example, Rule
 from nnlint.script import script_model
+from nnlint.script.evaluation import EVALUATION_TRIGGERS
 
 # Evaluation code that wants gradients on purpose: saliency maps, adversarial examples, input attribution.
 _USES_GRADIENTS = re.compile(r"\.backward\(|autograd\.grad\(|requires_grad|\.grad\b")
@@ -47,7 +48,7 @@ class EvalWithoutNoGrad(Rule):
     severity = "info"
     default_enabled = False
     summary = "Evaluation calls the model with autograd still recording"
-    triggers = ("eval", "val", "test", "predict", "infer")
+    triggers = EVALUATION_TRIGGERS
 
     bad = [
         Example(

@@ -28,6 +28,8 @@ _EVAL_FUNCTION_WORDS = frozenset(
      "prediction", "infer", "inference"}
 )  # fmt: skip
 _LOADS = frozenset({"load_state_dict", "from_pretrained", "load_from_checkpoint", "load_checkpoint"})
+# A file has evaluation calls only if it trains or loads weights: the triggers of rules that read them.
+EVALUATION_TRIGGERS = ("backward", *_LOADS, "torch.load", "hub.load")
 _EVAL_DATA_WORDS = frozenset({"val", "valid", "validation", "test", "testing", "eval", "dev", "holdout"})
 
 
