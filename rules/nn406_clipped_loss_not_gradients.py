@@ -146,6 +146,7 @@ loss.backward()
         losses = {(event.function, _name(loss_expression(event.node))) for root in script.timeline.roots
                   for event in events(root.body) if event.kind == BACKWARD}
         found = []
+        self._bound_to = None  # the binding each value is assigned by, indexed on the first clamp that asks
         for call, function in script.index.calls:
             clamped = self._clamped_loss(call, function, losses, script)
             if clamped is not None:
@@ -178,7 +179,12 @@ loss.backward()
 
     def _feeds_backward(self, call, clamped, function, losses, script) -> bool:
         """The clamp's result is what backward() runs on, and what it clamps is a loss, not an input."""
-        statement = next((b for b in script.index.bindings.values() for b in b if b.value is call), None)
+        if self._bound_to is None:
+            self._bound_to = {}
+            for bindings in script.index.bindings.values():
+                for binding in bindings:
+                    self._bound_to.setdefault(id(binding.value), binding)
+        statement = self._bound_to.get(id(call))
         if statement is None or statement.name is None or (function, statement.name) not in losses:
             return False
         inner = clamped

@@ -5,6 +5,8 @@ import libcst as cst
 
 from nnlint.names import dotted_name
 from nnlint.rule import Example, Report, Rule
+from nnlint.script import script_model
+from nnlint.script.transforms import assigned_values, converts
 from nnlint.tree import descendants, source_code
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -289,73 +291,83 @@ tf = transforms.Compose([transforms.ToTensor(), transforms.Lambda(lambda x: x * 
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self._bindings: dict[tuple[object, str], list[cst.BaseExpression]] = {}
-        self._pretrained: list[tuple[cst.Call, cst.ClassDef | None]] = []
-        self._normalizes: list[tuple[cst.Call, tuple, cst.CSTNode | None]] = []
+        # Calls read in leave_Module, where the script model resolves the names they use.
+        self._models: list[tuple[cst.Call, str, cst.FunctionDef | None, cst.ClassDef | None]] = []
+        self._normalizes: list[tuple[cst.Call, str, cst.FunctionDef | None, cst.CSTNode | None]] = []
         self._conversions: list[tuple[cst.Call, cst.CSTNode | None]] = []
+        self._subtrahends: list[tuple[cst.BaseExpression, cst.FunctionDef | None]] = []  # `(x - this) / ...`
         self._inverses: set[int] = set()  # Normalize calls assigned to `denorm`, or inside `def unnormalize`
         self._first_layer_replaced = False
-        self._manual_normalization = False
+        self._script = None  # the script model, in leave_Module
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            name = dotted_name(target.target) or source_code(target.target)
-            if _FIRST_LAYER.search(name) and isinstance(node.value, cst.Call):
-                self._first_layer_replaced = True
-            if isinstance(target.target, (cst.Name, cst.Attribute)):
-                self._bindings.setdefault(self._key(name), []).append(node.value)
+        # `model.conv1 = nn.Conv2d(...)`, `model.features[0] = ...` (a subscript the index does not bind).
+        if isinstance(node.value, cst.Call) and any(
+            _FIRST_LAYER.search(dotted_name(target.target) or source_code(target.target)) for target in node.targets
+        ):
+            self._first_layer_replaced = True
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         # `(x - mean) / std`, `(x - 0.5) / 0.5` written out: a normalisation whose numbers need not be
         # readable (a display rescaling `(x - x.min()) / ...` is not one).
         if isinstance(node.operator, cst.Divide) and isinstance(node.left, cst.BinaryOperation):
             if isinstance(node.left.operator, cst.Subtract):
-                subtrahend = node.left.right
-                # Pixel statistics lie in (0, 1); `(epoch - 1) / n` is not a normalisation.
-                numbers = self._numbers(subtrahend) or (1.0,)
-                if _MEAN.search(source_code(subtrahend)) or all(0 < number < 1 for number in numbers):
-                    self._manual_normalization = True
+                self._subtrahends.append((node.left.right, self.context.enclosing_function()))
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = self.context.call_name(node) or ""
         last = qualified.rsplit(".", 1)[-1]
-        if self._is_pretrained(node, qualified):
-            self._pretrained.append((node, self.context.enclosing_class()))
+        function = self.context.enclosing_function()
+        if qualified == "torch.hub.load" or qualified.startswith("torchvision.models."):
+            self._models.append((node, qualified, function, self.context.enclosing_class()))
         elif last == "Normalize" and qualified.startswith(_IMAGE_LIBRARIES):
-            self._normalizes.append((node, self._statistics(node, qualified), self.context.current_statement()))
+            self._normalizes.append((node, qualified, function, self.context.current_statement()))
             if _INVERSE_CONTEXT.search(" ".join(self._names_around())):
                 self._inverses.add(id(node))
-        elif qualified.startswith("torchvision.transforms.") and _converts(node, last) and self._in_pipeline():
+        elif qualified.startswith("torchvision.transforms.") and converts(node, last) and self._in_pipeline():
             self._conversions.append((node, self.context.current_statement()))
 
     def leave_Module(self, node: cst.Module) -> None:
-        models = [call for call, cls in self._pretrained if not (cls and _normalises_inside(cls))]
-        if not models or self._first_layer_replaced or self._manual_normalization:
+        if not self._models or self._first_layer_replaced or _OTHER_PREPROCESSING.search(self.context.source):
             return
-        if _OTHER_PREPROCESSING.search(self.context.source):
+        self._script = script = script_model(self.context)
+        models = [
+            call for call, qualified, function, cls in self._models
+            if self._is_pretrained(call, qualified, function) and not (cls and _normalises_inside(cls))
+        ]  # fmt: skip
+        if not models or any(self._normalises_by_hand(expr, function) for expr, function in self._subtrahends):
             return
         model = models[0]
-        where = f"`{_short(model)}` (line {self._line(model)}) was pretrained on ImageNet-normalised images"
+        where = f"`{_short(model)}` (line {script.line(model)}) was pretrained on ImageNet-normalised images"
         if self._normalizes:
-            if any(values is None or _is_imagenet(values) for _, values, _ in self._normalizes):
+            normalizes = [
+                (call, self._statistics(call, qualified, function), statement)
+                for call, qualified, function, statement in self._normalizes
+            ]  # fmt: skip
+            if any(values is None or _is_imagenet(values) for _, values, _ in normalizes):
                 return  # the author knows ImageNet's statistics, or uses ones we cannot read
-            for call, (mean, std), statement in self._normalizes:
-                if self._is_inverse(call, mean, std):
+            for call, (mean, std), statement in normalizes:
+                if self._is_inverse(call, mean, std, [values for _, values, _ in normalizes]):
                     continue
                 self.reports.append(Report(call, (
-                    f"{where}, but `Normalize` at line {self._line(call)} uses mean={_show(mean)}, "
+                    f"{where}, but `Normalize` at line {script.line(call)} uses mean={_show(mean)}, "
                     f"std={_show(std)}; use {_USE} (or the weights' own `weights.transforms()`)"
                 ), statement))  # fmt: skip
         else:
             for call, statement in self._conversions:
                 self.reports.append(Report(call, (
-                    f"{where}, but the transform with `{source_code(call)}` at line {self._line(call)} never "
+                    f"{where}, but the transform with `{source_code(call)}` at line {script.line(call)} never "
                     f"normalises; add `Normalize({_USE})` after it (or use `weights.transforms()`)"
                 ), statement))  # fmt: skip
 
+    def _normalises_by_hand(self, subtrahend: cst.BaseExpression, function) -> bool:
+        """Pixel statistics lie in (0, 1) or are named like a mean; `(epoch - 1) / n` is not a normalisation."""
+        numbers = self._numbers(subtrahend, function, subtrahend) or (1.0,)
+        return bool(_MEAN.search(source_code(subtrahend))) or all(0 < number < 1 for number in numbers)
+
     # -- which calls load ImageNet weights
 
-    def _is_pretrained(self, call: cst.Call, qualified: str) -> bool:
+    def _is_pretrained(self, call: cst.Call, qualified: str, function) -> bool:
         keywords = {arg.keyword.value: arg.value for arg in call.args if arg.keyword is not None}
         if qualified == "torch.hub.load":
             repo = call.args[0].value if call.args else None
@@ -380,25 +392,27 @@ tf = transforms.Compose([transforms.ToTensor(), transforms.Lambda(lambda x: x * 
         if isinstance(pretrained, cst.Name) and pretrained.value == "True":
             return True
         weights = keywords.get("weights", keywords.get("weights_backbone"))
-        return weights is not None and self._names_weights(weights)
+        return weights is not None and self._names_weights(weights, function, call)
 
-    def _names_weights(self, expr: cst.BaseExpression, depth: int = 0) -> bool:
+    def _names_weights(self, expr: cst.BaseExpression, function, at: cst.CSTNode, depth: int = 0) -> bool:
         """`"IMAGENET1K_V1"`, `"DEFAULT"`, `ResNet50_Weights.DEFAULT`, or a variable bound to one."""
         if isinstance(expr, cst.SimpleString):
             return expr.evaluated_value not in ("", "None")
         name = dotted_name(expr)
         if name is None:
             if isinstance(expr, cst.Call):  # `ResNet50_Weights.verify(...)`, `get_weight("...")`
-                return self._names_weights(expr.func, depth)
+                return self._names_weights(expr.func, function, at, depth)
             return False
         parts = name.split(".")
         if len(parts) >= 2 and _WEIGHTS_CLASS.search(parts[-2]) or parts[-1] == "get_weight":
             return True
-        return depth == 0 and any(self._names_weights(value, 1) for value in self._values(name))
+        return depth == 0 and any(
+            self._names_weights(value, function, at, 1) for value in assigned_values(self._script, name, function, at)
+        )
 
     # -- what a Normalize does
 
-    def _statistics(self, call: cst.Call, qualified: str) -> tuple | None:
+    def _statistics(self, call: cst.Call, qualified: str, function) -> tuple | None:
         """(mean, std) as numbers, or None where they cannot be read (or are ImageNet's by name)."""
         arguments = {arg.keyword.value: arg.value for arg in call.args if arg.keyword is not None}
         positional = [arg.value for arg in call.args if arg.keyword is None]
@@ -410,24 +424,24 @@ tf = transforms.Compose([transforms.ToTensor(), transforms.Lambda(lambda x: x * 
             return None
         if _IMAGENET_NAME.search(source_code(mean)) and _IMAGENET_NAME.search(source_code(std)):
             return IMAGENET_MEAN, IMAGENET_STD  # `IMAGENET_DEFAULT_MEAN`, `imagenet_stats["std"]`
-        values = self._numbers(mean), self._numbers(std)
+        values = self._numbers(mean, function, call), self._numbers(std, function, call)
         return None if None in values else values
 
-    def _numbers(self, expr: cst.BaseExpression, depth: int = 0) -> tuple[float, ...] | None:
+    def _numbers(self, expr: cst.BaseExpression, function, at: cst.CSTNode, depth: int = 0) -> tuple[float, ...] | None:
         """The numbers an expression spells: `0.5`, `[0.5] * 3`, `(1 / 0.229, ...)`, `torch.tensor([...]).view(...)`,
         or a variable bound once to one of those."""
         if isinstance(expr, (cst.Integer, cst.Float)):
             return (float(expr.evaluated_value),)
         if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
-            inner = self._numbers(expr.expression, depth)
+            inner = self._numbers(expr.expression, function, at, depth)
             return None if inner is None else tuple(-value for value in inner)
         if isinstance(expr, (cst.List, cst.Tuple)):
-            items = [self._numbers(element.value, depth) for element in expr.elements]
+            items = [self._numbers(element.value, function, at, depth) for element in expr.elements]
             if any(item is None or len(item) != 1 for item in items):
                 return None
             return tuple(item[0] for item in items)
         if isinstance(expr, cst.BinaryOperation):
-            left, right = self._numbers(expr.left, depth), self._numbers(expr.right, depth)
+            left, right = self._numbers(expr.left, function, at, depth), self._numbers(expr.right, function, at, depth)
             if left is None or right is None:
                 return None
             if isinstance(expr.operator, cst.Multiply) and isinstance(expr.left, (cst.List, cst.Tuple)):
@@ -435,23 +449,23 @@ tf = transforms.Compose([transforms.ToTensor(), transforms.Lambda(lambda x: x * 
             return _arithmetic(expr.operator, left, right)
         if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
             if expr.func.attr.value in _TENSOR_WRAPPERS and expr.args:
-                return self._numbers(expr.args[0].value, depth)
+                return self._numbers(expr.args[0].value, function, at, depth)
             if expr.func.attr.value in _RESHAPES:
-                return self._numbers(expr.func.value, depth)
+                return self._numbers(expr.func.value, function, at, depth)
         name = dotted_name(expr)
         if name is not None and depth < 3:
-            values = self._values(name)
+            values = assigned_values(self._script, name, function, at)
             if len(values) == 1:
-                return self._numbers(values[0], depth + 1)
+                return self._numbers(values[0], function, at, depth + 1)
         return None
 
-    def _is_inverse(self, call: cst.Call, mean: tuple, std: tuple) -> bool:
+    def _is_inverse(self, call: cst.Call, mean: tuple, std: tuple, statistics: list[tuple]) -> bool:
         """A Normalize that undoes another (ImageNet's or one in this file), to show or save an image."""
         if id(call) in self._inverses:
             return True
         if not all(s > 1 for s in std) and not (all(s == 1 for s in std) and all(m < 0 for m in mean)):
             return False  # an inverse divides by 1/std > 1 (or only adds the mean back)
-        for other_mean, other_std in [(IMAGENET_MEAN, IMAGENET_STD)] + [v for _, v, _ in self._normalizes]:
+        for other_mean, other_std in [(IMAGENET_MEAN, IMAGENET_STD), *statistics]:
             if len(other_mean) != len(mean) or len(other_std) != len(std) or 0 in other_std:
                 continue
             if _close(mean, [-m / s for m, s in zip(other_mean, other_std)], 0.02):
@@ -479,24 +493,6 @@ tf = transforms.Compose([transforms.ToTensor(), transforms.Lambda(lambda x: x * 
         """A ToTensor that is a step of a Compose list. A bare `transform=ToTensor()` is the MNIST/CIFAR
         tutorial idiom, usually for another model than the pretrained one (a tutorial's other section)."""
         return bool(self.context.ancestors) and isinstance(self.context.ancestors[-1], cst.Element)
-
-    def _key(self, name: str) -> tuple[object, str]:
-        return (None if "." in name else self.context.enclosing_function(), name)
-
-    def _values(self, name: str) -> list[cst.BaseExpression]:
-        return self._bindings.get(self._key(name)) or self._bindings.get((None, name), [])
-
-    def _line(self, node: cst.CSTNode) -> int:
-        return self.context.position(node).start.line
-
-
-def _converts(call: cst.Call, last: str) -> bool:
-    """ToTensor, or v2's ToDtype(..., scale=True): images become floats in [0, 1]."""
-    if last in ("ToTensor", "ConvertImageDtype"):
-        return True
-    return last == "ToDtype" and any(
-        arg.keyword and arg.keyword.value == "scale" and source_code(arg.value) == "True" for arg in call.args
-    )
 
 
 def _normalises_inside(cls: cst.ClassDef) -> bool:

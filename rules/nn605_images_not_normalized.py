@@ -4,6 +4,8 @@ import libcst as cst
 
 from nnlint.names import dotted_name
 from nnlint.rule import Example, Report, Rule
+from nnlint.script import script_model
+from nnlint.script.transforms import NORMALISED, NORMALIZE, UNKNOWN, judge
 from nnlint.tree import source_code
 
 # Datasets whose samples are not single images (video clips, optical-flow pairs) or are random.
@@ -27,13 +29,10 @@ _IMAGES_AS_TARGETS = re.compile(
 )
 # Rescaling written out elsewhere: `x * 2 - 1`, `2 * x - 1`, `(x - 0.5) / 0.5`, `x.sub_(0.5)`.
 _RESCALED = re.compile(r"\*\s*2\s*-\s*1\b|\b2\s*\*\s*\w+\s*-\s*1\b|-\s*0?\.5\s*\)\s*/|\.sub_?\(")
-_NORMALIZE = re.compile(r"normali[sz]e", re.IGNORECASE)
 _FROZEN = re.compile(r"requires_grad\s*=\s*False|requires_grad_\(False\)")
 _NOT_IMAGE_NORMALIZE = {"torch.nn.functional.normalize"}  # L2-normalising embeddings
 # Pretrained weights dictate their own preprocessing (NN604 checks torchvision's).
 _PRETRAINED = re.compile(r"pretrained\s*=\s*True|_Weights\b|\bweights\s*=\s*[\"']|from_pretrained\(|hub\.load\(")
-
-NORMALISED, UNKNOWN = "normalised", "unknown"
 
 
 class ImagesNotNormalized(Rule):
@@ -235,18 +234,11 @@ for name, param in model.named_parameters():
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self._bindings: dict[tuple[object, str], list[cst.BaseExpression]] = {}
-        # (conversion call, dataset call, statement) for each dataset fed a raw pipeline.
-        self._raw: list[tuple[cst.Call, cst.Call, cst.CSTNode | None]] = []
+        # (dataset call, its transform argument, enclosing function, statement), judged in leave_Module.
+        self._datasets: list[tuple[cst.Call, cst.BaseExpression, cst.FunctionDef | None, cst.CSTNode | None]] = []
         # A Normalize anywhere (another pipeline, a model's module, an inverse for display), or the model
         # normalising in forward: the author normalises, and a raw pipeline is for statistics or pictures.
         self._normalises_somewhere = False
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            name = dotted_name(target.target)
-            if name is not None:
-                self._bindings.setdefault(self._key(name), []).append(node.value)
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         if isinstance(node.operator, cst.Divide) and isinstance(node.left, cst.BinaryOperation):
@@ -255,7 +247,7 @@ for name, param in model.named_parameters():
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = self.context.call_name(node) or ""
-        if _NORMALIZE.search(qualified or dotted_name(node.func) or "") and qualified not in _NOT_IMAGE_NORMALIZE:
+        if NORMALIZE.search(qualified or dotted_name(node.func) or "") and qualified not in _NOT_IMAGE_NORMALIZE:
             self._normalises_somewhere = True
             return
         dataset = qualified.rsplit(".", 1)[-1]
@@ -265,120 +257,40 @@ for name, param in model.named_parameters():
         positional = [arg.value for arg in node.args if arg.keyword is None]
         if transform is None and dataset in _FOLDERS and len(positional) > 1:
             transform = positional[1]
-        if transform is None:
-            return
-        conversions = self._judge(transform)
-        if conversions not in (NORMALISED, UNKNOWN):
-            for conversion in conversions:
-                self._raw.append((conversion, node, self.context.current_statement()))
+        if transform is not None:
+            self._datasets.append((node, transform, self.context.enclosing_function(), self.context.current_statement()))
 
     def leave_Module(self, node: cst.Module) -> None:
         source = self.context.source
-        if not self._raw or self._normalises_somewhere or _RESCALED.search(source):
+        if not self._datasets or self._normalises_somewhere or _RESCALED.search(source):
             return
         if _IMAGES_AS_TARGETS.search(source) or _PRETRAINED.search(source) or _frozen_checkpoint(source):
             return
+        script = script_model(self.context)
+        raw = []  # (conversion call, dataset call, statement) for each dataset fed a raw pipeline
+        for dataset, transform, function, statement in self._datasets:
+            conversions = judge(script, transform, function, dataset)
+            if conversions not in (NORMALISED, UNKNOWN):
+                raw += [(conversion, dataset, statement) for conversion in conversions]
+        if not raw:
+            return
         # One finding per file: its pipelines are one decision (train and test must match anyway).
-        conversion, dataset, statement = self._raw[0]
+        conversion, dataset, statement = raw[0]
         name = (self.context.call_name(dataset) or "").rsplit(".", 1)[-1]
         known = _KNOWN_STATISTICS.get(name)
         values = f"`Normalize({known})`" if known else "`Normalize(mean, std)` with the training set's statistics"
-        others = sorted({self._line(call) for call, _, _ in self._raw} - {self._line(conversion)})
+        others = sorted({script.line(call) for call, _, _ in raw} - {script.line(conversion)})
         plural = "s" * (len(others) > 1)
         also = f" (also the pipeline{plural} at line{plural} {', '.join(map(str, others))})" if others else ""
         self.reports.append(Report(conversion, (
-            f"`{name}` (line {self._line(dataset)}) gets images through `{source_code(conversion)}` at line "
-            f"{self._line(conversion)} and nothing in this file normalises them: inputs stay in [0, 1], off-centre; "
+            f"`{name}` (line {script.line(dataset)}) gets images through `{source_code(conversion)}` at line "
+            f"{script.line(conversion)} and nothing in this file normalises them: inputs stay in [0, 1], off-centre; "
             f"add {values} after it{also}"
         ), statement))  # fmt: skip
-
-    # -- reading a transform pipeline
-
-    def _judge(self, expr: cst.BaseExpression, depth: int = 0) -> str | list[cst.Call]:
-        """NORMALISED, UNKNOWN, or the calls that convert to [0, 1] tensors in a pipeline that never normalises
-        (an empty list: it does not convert)."""
-        if depth > 4:
-            return UNKNOWN
-        if isinstance(expr, cst.Subscript):  # `data_transforms["train"]`, `data_transforms[x]`
-            options = self._dict_values(expr)
-            return UNKNOWN if options is None else _combine([self._judge(option, depth + 1) for option in options])
-        if isinstance(expr, (cst.Name, cst.Attribute)):
-            if isinstance(expr, cst.Name) and self._is_parameter(expr.value):
-                return UNKNOWN  # `def get_loaders(train_transforms=None)`: the caller decides
-            values = self._values(dotted_name(expr) or "")
-            if not values:
-                return UNKNOWN
-            return _combine([self._judge(value, depth + 1) for value in values])
-        if not isinstance(expr, cst.Call):
-            return UNKNOWN
-        qualified = self.context.call_name(expr) or ""
-        step = qualified.rsplit(".", 1)[-1]
-        if _NORMALIZE.search(qualified or dotted_name(expr.func) or ""):
-            return NORMALISED
-        if not qualified.startswith("torchvision.transforms.") or step == "Lambda":
-            return UNKNOWN
-        if step in ("ToTensor", "ConvertImageDtype") or (step == "ToDtype" and _scales(expr)):
-            return [expr]
-        if step in ("Compose", "RandomApply", "RandomChoice", "RandomOrder") and expr.args:
-            steps = expr.args[0].value
-            if not isinstance(steps, (cst.List, cst.Tuple)):
-                return UNKNOWN
-            return _combine([self._judge(element.value, depth + 1) for element in steps.elements], every=True)
-        return []
-
-    def _dict_values(self, subscript: cst.Subscript) -> list[cst.BaseExpression] | None:
-        """The pipelines a subscript may pick from a dict literal bound in this file (all of them for `d[x]`)."""
-        bound = self._values(dotted_name(subscript.value) or "")
-        if len(bound) != 1 or not isinstance(bound[0], cst.Dict):
-            return None
-        index = subscript.slice[0].slice if len(subscript.slice) == 1 else None
-        key = index.value if isinstance(index, cst.Index) else None
-        elements = [element for element in bound[0].elements if isinstance(element, cst.DictElement)]
-        if isinstance(key, cst.SimpleString):
-            chosen = [
-                element.value
-                for element in elements
-                if isinstance(element.key, cst.SimpleString) and element.key.evaluated_value == key.evaluated_value
-            ]
-            return chosen or None
-        return [element.value for element in elements]
-
-    def _is_parameter(self, name: str) -> bool:
-        function = self.context.enclosing_function()
-        if function is None:
-            return False
-        parameters = function.params
-        every = [*parameters.posonly_params, *parameters.params, *parameters.kwonly_params]
-        return any(parameter.name.value == name for parameter in every)
 
     def _in_forward(self) -> bool:
         function = self.context.enclosing_function()
         return function is not None and function.name.value.startswith("forward")
-
-    def _key(self, name: str) -> tuple[object, str]:
-        return (None if "." in name else self.context.enclosing_function(), name)
-
-    def _values(self, name: str) -> list[cst.BaseExpression]:
-        return self._bindings.get(self._key(name)) or self._bindings.get((None, name), [])
-
-    def _line(self, node: cst.CSTNode) -> int:
-        return self.context.position(node).start.line
-
-
-def _combine(verdicts: list, every: bool = False) -> str | list[cst.Call]:
-    """Steps of one pipeline (`every`): normalised if any step is. Alternatives (a name bound twice, a dict
-    of pipelines): raw ones are reported even beside normalised ones. Anything unknown: not judged."""
-    if every and NORMALISED in verdicts:
-        return NORMALISED
-    if UNKNOWN in verdicts:
-        return UNKNOWN
-    if every or all(verdict != NORMALISED for verdict in verdicts):
-        return [call for verdict in verdicts for call in verdict]
-    return [call for verdict in verdicts if verdict != NORMALISED for call in verdict] or NORMALISED
-
-
-def _scales(call: cst.Call) -> bool:
-    return any(arg.keyword and arg.keyword.value == "scale" and source_code(arg.value) == "True" for arg in call.args)
 
 
 def _frozen_checkpoint(source: str) -> bool:

@@ -5,6 +5,8 @@ import libcst as cst
 
 from nnlint.names import dotted_name
 from nnlint.rule import Example, Rule
+from nnlint.script import script_model
+from nnlint.script.statements import ScopeStatements
 from nnlint.tree import child_nodes, descendants, source_code
 
 _CLOCKS = {
@@ -72,7 +74,7 @@ _CONFIG_ROOTS = {"args", "opt", "opts", "cfg", "config", "conf", "hparams", "hp"
 @dataclass
 class _File:
     on_cuda: bool = False
-    functions: dict[str, list[cst.FunctionDef]] = field(default_factory=dict)  # by name, methods included
+    functions: dict[str, list[cst.FunctionDef]] = field(default_factory=dict)  # `script.index.functions`
     waiting_helpers: dict[str, bool] = field(default_factory=dict)  # function name -> it waits for the GPU
     pipelines: set[str] = field(default_factory=set)  # variables holding a `pipeline(...)`
     cpu_devices: set[str] = field(default_factory=set)  # variables only ever bound to "cpu"
@@ -80,14 +82,12 @@ class _File:
 
 @dataclass
 class _Body:
-    """One function body (or a module's top level), its nodes numbered in source order."""
+    """What one function body (or a module's top level) holds for timing; its order is `script.statements`'."""
 
-    start: dict[cst.CSTNode, int] = field(default_factory=dict)  # node -> its index in source order
-    end: dict[cst.CSTNode, int] = field(default_factory=dict)  # node -> index of its last descendant
+    order: ScopeStatements
     readings: list[cst.Call] = field(default_factory=list)
     bindings: list[tuple[str, cst.Call]] = field(default_factory=list)  # `t0 = time.time()`
     subtractions: list[cst.BinaryOperation] = field(default_factory=list)
-    calls: list[cst.Call] = field(default_factory=list)
     matmuls: list[cst.BinaryOperation] = field(default_factory=list)
     # f-strings, `"%f" % x`, mask subscripts, if/while/assert tests: each may read a tensor's value
     reads: list[cst.CSTNode] = field(default_factory=list)
@@ -97,14 +97,18 @@ class _Body:
     plain: set[str] = field(default_factory=set)  # names that hold numbers or strings, never tensors
     uses_events: bool = False
 
-    def between(self, node: cst.CSTNode, after: int, before: int) -> bool:
-        return after < self.start[node] and self.end[node] < before
+    @property
+    def calls(self) -> list[cst.Call]:
+        return self.order.calls
 
-    def within(self, node: cst.CSTNode, outer: cst.CSTNode) -> bool:
-        return self.start[outer] <= self.start[node] <= self.end[outer]
+    def start(self, node: cst.CSTNode) -> int:
+        return self.order.span(node)[0]
+
+    def end(self, node: cst.CSTNode) -> int:
+        return self.order.span(node)[1]
 
     def holds_reading(self, node: cst.CSTNode) -> bool:
-        return any(self.within(reading, node) for reading in self.readings)
+        return any(self.order.encloses(node, reading) for reading in self.readings)
 
     def placed_on_cpu(self, name: str | None, before: int) -> bool:
         """`name` was last bound to (or moved onto) a CPU tensor or model before `before`."""
@@ -589,14 +593,14 @@ def measure(model, loader):
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self._scopes: dict[int, cst.CSTNode] = {}  # the functions (or module) holding clock readings
+        self._scopes: dict[int, cst.FunctionDef | None] = {}  # the functions (None: module) holding readings
         self._file = _File()
         self._imported: dict[str, bool] = {}
 
     def visit_Call(self, node: cst.Call) -> None:
         if self.context.call_name(node) in _CLOCKS:
             # A reading in a class body or a lambda is in no numbered body and pairs with nothing.
-            scope = self.context.enclosing_function() or self.context.module
+            scope = self.context.enclosing_function()
             self._scopes[id(scope)] = scope
 
     def leave_Module(self, node: cst.Module) -> None:
@@ -605,34 +609,18 @@ def measure(model, loader):
         self._file = _read_file(node)
         if not self._file.on_cuda:
             return
+        script = script_model(self.context)
+        self._file.functions = script.index.functions
         for scope in self._scopes.values():
-            self._check(self._number(scope))
+            body = _Body(script.statements.of(scope))
+            for part in body.order.nodes():
+                self._classify(part, body)
+            self._check(body)
 
     # -- reading one body -------------------------------------------------------------------------
 
-    def _number(self, scope: cst.FunctionDef | cst.Module) -> _Body:
-        """Number the body's nodes in source order (nested functions and classes left out)."""
-        body = _Body()
-        counter = 0
-
-        def walk(node: cst.CSTNode) -> None:
-            nonlocal counter
-            body.start[node] = counter
-            counter += 1
-            self._classify(node, body)
-            for child in child_nodes(node):
-                if not isinstance(child, _SCOPES):
-                    walk(child)
-            body.end[node] = counter - 1
-
-        for statement in scope.body.body if isinstance(scope, cst.FunctionDef) else scope.body:
-            if not isinstance(statement, _SCOPES):
-                walk(statement)
-        return body
-
     def _classify(self, node: cst.CSTNode, body: _Body) -> None:
         if isinstance(node, cst.Call):
-            body.calls.append(node)
             name = self.context.call_name(node)
             if name in _CLOCKS:
                 body.readings.append(node)
@@ -643,7 +631,7 @@ def measure(model, loader):
             func = node.value.func
             if isinstance(func, cst.Attribute) and func.attr.value in ("cpu", "cuda", "to") and dotted_name(func.value):
                 placed = _makes_cpu(node.value, self._file.cpu_devices)
-                body.on_cpu.setdefault(dotted_name(func.value), []).append((body.start[node], placed))
+                body.on_cpu.setdefault(dotted_name(func.value), []).append((body.start(node), placed))
         elif isinstance(node, cst.BinaryOperation):
             if isinstance(node.operator, cst.Subtract):
                 body.subtractions.append(node)
@@ -676,7 +664,7 @@ def measure(model, loader):
                 body.plain.update(names)
             on_cpu = self._makes_cpu_tensor(value)
             for name in names:
-                body.on_cpu.setdefault(name, []).append((body.start[node], on_cpu))
+                body.on_cpu.setdefault(name, []).append((body.start(node), on_cpu))
 
     def _is_plain(self, value: cst.CSTNode, plain: set[str]) -> bool:
         """A number or string: a literal, a clock reading, `len(...)`, arithmetic on such values."""
@@ -718,10 +706,10 @@ def measure(model, loader):
             return
         pairs: dict[cst.Call, cst.Call] = {}  # second reading -> first reading
         for subtraction in body.subtractions:
-            first = _bound_reading(body, subtraction.right, body.start[subtraction])
+            first = _bound_reading(body, subtraction.right, body.start(subtraction))
             left = subtraction.left
-            second = left if left in body.readings else _bound_reading(body, left, body.start[subtraction])
-            if first is not None and second is not None and body.start[second] > body.start[first]:
+            second = left if left in body.readings else _bound_reading(body, left, body.start(subtraction))
+            if first is not None and second is not None and body.start(second) > body.start(first):
                 pairs.setdefault(second, _rebound_in_loop(body, subtraction.right, second) or first)
         for second, first in pairs.items():
             work = self._unsynchronised_work(body, first, second)
@@ -732,45 +720,45 @@ def measure(model, loader):
         """The first CUDA work between the readings, if nothing after it may wait for the GPU."""
         # `end = time.time()` at the bottom of a loop times the next iteration up to the second reading.
         cycle = max(
-            (loop for loop in body.loops if body.within(first, loop) and body.within(second, loop)),
-            key=body.start.get, default=None,
-        ) if body.start[first] > body.start[second] else None  # fmt: skip
-        after, before = body.end[first], body.start[second]
+            (loop for loop in body.loops if body.order.encloses(loop, first) and body.order.encloses(loop, second)),
+            key=body.start, default=None,
+        ) if body.start(first) > body.start(second) else None  # fmt: skip
+        after, before = body.end(first), body.start(second)
 
         def timed(node: cst.CSTNode) -> bool:
             if cycle is None:
-                return body.between(node, after, before)
-            return body.within(node, cycle) and (body.start[node] > after or body.end[node] < before)
+                return body.order.between(node, first, second)
+            return body.order.encloses(cycle, node) and (body.start(node) > after or body.end(node) < before)
 
         work = [node for node in body.calls + body.matmuls if timed(node) and self._queues_kernels(node, body)]
         if not work:
             return None
         # A call happens once its receiver and arguments are evaluated: order by where each ends.
-        queued = min(body.end[node] for node in work)
+        queued = min(body.end(node) for node in work)
         gpu = self._gpu_values(body, work, timed)
         # A loop that repeats the second reading but not the first puts its whole body between them;
         # a loop around the work puts every iteration's syncs after an earlier iteration's work.
         around = [
             loop for loop in body.loops
-            if (body.within(second, loop) and not body.within(first, loop)) or loop is cycle
-            or (timed(loop) and any(body.within(node, loop) for node in work))
+            if (body.order.encloses(loop, second) and not body.order.encloses(loop, first)) or loop is cycle
+            or (timed(loop) and any(body.order.encloses(loop, node) for node in work))
         ]  # fmt: skip
         # Timed afresh every pass of a loop, a wait before the work still takes in the previous pass's kernels.
-        repeats = any(body.within(first, loop) and body.within(second, loop) for loop in body.loops)
+        repeats = any(body.order.encloses(loop, first) and body.order.encloses(loop, second) for loop in body.loops)
         if any(_iterates_data(loop) for loop in around):
             # Over many batches the bounded launch queue keeps the host within a few steps of the GPU.
             return None
         for node in body.calls + body.reads:
-            waits_after_work = timed(node) and (repeats or body.end[node] > queued)
-            if not waits_after_work and not any(body.within(node, loop) for loop in around):
+            waits_after_work = timed(node) and (repeats or body.end(node) > queued)
+            if not waits_after_work and not any(body.order.encloses(loop, node) for loop in around):
                 continue
             if not body.holds_reading(node) and self._may_synchronise(node, body, gpu):
                 return None
-        return min(work, key=body.start.get)
+        return min(work, key=body.start)
 
     def _queues_kernels(self, node: cst.CSTNode, body: _Body) -> bool:
         operands = [node.left, node.right] if isinstance(node, cst.BinaryOperation) else [a.value for a in node.args]
-        if any(body.placed_on_cpu(dotted_name(operand), body.start[node]) for operand in operands):
+        if any(body.placed_on_cpu(dotted_name(operand), body.start(node)) for operand in operands):
             return False
         if isinstance(node, cst.BinaryOperation):
             return True
@@ -780,14 +768,14 @@ def measure(model, loader):
         if last == "backward" or (last == "step" and _OPTIMIZER.search(receiver.rsplit(".", 1)[-1])):
             return True
         if last in _TENSOR_KERNELS and isinstance(func, cst.Attribute):
-            return not body.placed_on_cpu(receiver, body.start[node])
+            return not body.placed_on_cpu(receiver, body.start(node))
         if name.startswith(_TORCH_NAMESPACES) or (name.startswith("torch.") and name.count(".") == 1):
             op = name.rsplit(".", 1)[1]
             if op in _FACTORIES:
                 return _has_device(node) and not _makes_cpu(node, self._file.cpu_devices)
             return op[:1].islower() and op not in _NOT_KERNELS and not op.startswith(("set_", "get_", "is_"))
         network = receiver if last == "forward" else dotted_name(func) or ""
-        if network in self._file.pipelines or body.placed_on_cpu(network, body.start[node]):
+        if network in self._file.pipelines or body.placed_on_cpu(network, body.start(node)):
             return False
         # A model object is a variable of the file fed a tensor; `resnet50(weights=None)` builds one.
         fed = any(arg.keyword is None or arg.keyword.value in _INPUT_KEYWORDS for arg in node.args)
@@ -836,7 +824,7 @@ def measure(model, loader):
         gpu: set[str] = set()
         for statement, names, value in body.assignments:
             if timed(statement):
-                if any(body.within(node, value) for node in work) or self._reads(value) & gpu:
+                if any(body.order.encloses(value, node) for node in work) or self._reads(value) & gpu:
                     gpu.update(names)
         return gpu
 
@@ -874,8 +862,8 @@ def _rebound_in_loop(body: _Body, variable: cst.BaseExpression, second: cst.Call
     """`end = time.time()` after the second reading, in a loop around both: the next pass starts there."""
     name = dotted_name(variable)
     for bound, reading in body.bindings:
-        if bound == name and body.start[reading] > body.start[second]:
-            if any(body.within(second, loop) and body.within(reading, loop) for loop in body.loops):
+        if bound == name and body.start(reading) > body.start(second):
+            if any(body.order.encloses(loop, second) and body.order.encloses(loop, reading) for loop in body.loops):
                 return reading
     return None
 
@@ -883,8 +871,8 @@ def _rebound_in_loop(body: _Body, variable: cst.BaseExpression, second: cst.Call
 def _bound_reading(body: _Body, expression: cst.BaseExpression, before: int) -> cst.Call | None:
     """The clock reading last bound, before index `before`, to the variable `expression` names."""
     name = dotted_name(expression)
-    found = [reading for bound, reading in body.bindings if bound == name and body.start[reading] < before]
-    return max(found, key=body.start.get, default=None)
+    found = [reading for bound, reading in body.bindings if bound == name and body.start(reading) < before]
+    return max(found, key=body.start, default=None)
 
 
 def _names_network(written: str) -> bool:
@@ -975,8 +963,6 @@ def _read_file(module: cst.Module) -> _File:
             file.on_cuda = file.on_cuda or node.attr.value == "cuda"  # `x.cuda()`, `torch.cuda.*`
         elif kind is cst.SimpleString:
             file.on_cuda = file.on_cuda or node.raw_value.startswith("cuda")
-        elif kind is cst.FunctionDef:
-            file.functions.setdefault(node.name.value, []).append(node)
         elif kind is cst.Assign:
             # A transformers/diffusers pipeline returns Python objects: calling it waits for the GPU.
             if isinstance(node.value, cst.Call) and "pipeline" in (dotted_name(node.value.func) or "").lower():

@@ -23,6 +23,19 @@ from __future__ import annotations
 from functools import cached_property
 
 from nnlint.context import FileContext
+from nnlint.script.constants import Constants
+from nnlint.script.dataflow import DataFlow
+from nnlint.script.evaluation import Evaluation
+from nnlint.script.executed import executed_iterations
+from nnlint.script.index import FileIndex
+from nnlint.script.length import RunLength
+from nnlint.script.modules import mode_free
+from nnlint.script.objects import Objects
+from nnlint.script.roles import Roles
+from nnlint.script.schedules import Schedules
+from nnlint.script.statements import Statements
+from nnlint.script.timeline import Timeline
+from nnlint.script.training import Iteration, Training
 
 
 class Script:
@@ -30,88 +43,62 @@ class Script:
         self.context = context
 
     @cached_property
-    def index(self):
-        from nnlint.script.index import FileIndex
-
+    def index(self) -> FileIndex:
         return FileIndex(self.context)
 
     @cached_property
-    def roles(self):
-        from nnlint.script.roles import Roles
-
+    def roles(self) -> Roles:
         return Roles(self.index)
 
     @cached_property
-    def timeline(self):
-        from nnlint.script.timeline import Timeline
-
+    def timeline(self) -> Timeline:
         return Timeline(self.index, self.roles)
 
     @cached_property
-    def training(self):
-        from nnlint.script.training import Training
-
+    def training(self) -> Training:
         return Training(self.timeline)
 
     @cached_property
-    def flow(self):
-        from nnlint.script.dataflow import DataFlow
-
+    def flow(self) -> DataFlow:
         return DataFlow(self.index, self.roles)
 
     @cached_property
-    def evaluation(self):
-        from nnlint.script.evaluation import Evaluation
-
+    def evaluation(self) -> Evaluation:
         return Evaluation(self.index, self.roles, self.timeline, self.training)
 
     @cached_property
-    def executed_iterations(self):
+    def executed_iterations(self) -> list[Iteration]:
         """The training iterations that run when this file is executed (not a library's step functions)."""
-        from nnlint.script.executed import executed_iterations
-
         return executed_iterations(self.index, self.training)
 
     @cached_property
-    def constants(self):
+    def constants(self) -> Constants:
         """The numbers the file gives its names and settings: `constants.value(expr, function)` (`constants`)."""
-        from nnlint.script.constants import Constants
-
         return Constants(self.index)
 
     @cached_property
-    def length(self):
+    def length(self) -> RunLength:
         """How long the run trains and how often a line runs, per batch or per epoch (`length`)."""
-        from nnlint.script.length import RunLength
-
         return RunLength(self.index, self.roles, lambda: self.timeline, self.constants)
 
     @cached_property
-    def schedules(self):
+    def schedules(self) -> Schedules:
         """The LR schedulers with their arguments and steps, and decays written by hand (`schedules`)."""
-        from nnlint.script.schedules import Schedules
-
         return Schedules(self.index, lambda: self.timeline, self.constants, self.length)
 
     @cached_property
-    def statements(self):
+    def statements(self) -> Statements:
         """Statement order within each function (`statements.of(function)`): runs after, exclusive
         branches, names read and written between two statements (`statements`)."""
-        from nnlint.script.statements import Statements
-
         return Statements(self.context)
 
     @cached_property
-    def objects(self):
+    def objects(self) -> Objects:
         """Which object a name holds where it is read, and which of its assignments that read sees (`objects`)."""
-        from nnlint.script.objects import Objects
-
         return Objects(self.index, self.flow)
 
     def mode_free(self, subject: str, scope) -> bool:
         """The model named `subject` (in `scope`) has no layer whose output depends on train/eval mode."""
-        from nnlint.script.modules import mode_free
-
         return mode_free(self.index, self.roles, subject, scope)
 
     def line(self, node) -> int:

@@ -19,7 +19,7 @@ import libcst as cst
 from nnlint.names import dotted_name
 from nnlint.script.index import Binding, FileIndex
 from nnlint.script.objects import Objects, unwrap
-from nnlint.script.roles import MODEL, Roles
+from nnlint.script.roles import Roles
 from nnlint.tree import descendants
 
 _MODE_DEPENDENT = re.compile(
@@ -30,15 +30,8 @@ _MODE_DEPENDENT = re.compile(
 def mode_free(index: FileIndex, roles: Roles, subject: str, scope: cst.FunctionDef | None) -> bool:
     """True when `subject` (or the model it is a part of: `model.encoder`) is built from torch layers or
     classes of this file that provably have no mode-dependent layer."""
-    while subject:
-        role = roles.of(subject, scope)
-        if role is not None and role.role == MODEL and role.binding is not None and isinstance(role.binding.value, cst.Call):
-            built = role.binding.value
-            while isinstance(built.func, cst.Attribute) and isinstance(built.func.value, cst.Call):  # Net().to(device)
-                built = built.func.value
-            return _built_mode_free(index, built, set())
-        subject = subject.rpartition(".")[0]
-    return False
+    built = roles.built_by(subject, scope)
+    return built is not None and _built_mode_free(index, built, set())
 
 
 def _built_mode_free(index: FileIndex, built: cst.Call, seen: set[str]) -> bool:

@@ -132,7 +132,6 @@ class Roles:
                     built = _unwrap(_strip_await(binding.value)) if binding.value is not None else None
                     if isinstance(built, cst.Call) and not _is_wrapper_of_itself(binding):
                         return built
-                return None
             subject = subject.rpartition(".")[0]
         return None
 

@@ -55,6 +55,7 @@ class ScopeStatements:
         # Dotted names rebound by `=` (not by loops, `with`, `+=` or unpacking: see `index.bindings`).
         self.writes: list[tuple[str, cst.Assign | cst.AnnAssign]] = []
         self._ancestors: dict[cst.CSTNode, tuple[cst.CSTNode, ...]] = {}
+        self._spans: dict[cst.CSTNode, tuple[int, int]] | None = None  # numbered on first use: see `span`
         self._walk(scope.body if isinstance(scope, cst.FunctionDef) else scope, [])
 
     def _walk(self, node: cst.CSTNode, ancestors: list[cst.CSTNode]) -> None:
@@ -114,6 +115,43 @@ class ScopeStatements:
         """The names rebound by `=` strictly between two nodes (`model = other_model` in between)."""
         low, high = self.start(earlier), self.start(later)
         return {name for name, node in self.writes if low < self.start(node) < high}
+
+    def span(self, node: cst.CSTNode) -> tuple[int, int]:
+        """The index of any node of this scope (expressions too) among all its nodes in source order, and the
+        index of its last part. Finer than `start`: an enclosing node comes before its parts (`model(x).sum()`
+        before `model(x)`), and every part of a node falls inside its span."""
+        return self._numbered()[node]
+
+    def nodes(self) -> list[cst.CSTNode]:
+        """Every node of this scope in source order, an enclosing node before its parts (the bodies of
+        nested functions, classes and lambdas left out): for rules that sort a body's nodes themselves."""
+        return list(self._numbered())
+
+    def _numbered(self) -> dict[cst.CSTNode, tuple[int, int]]:
+        if self._spans is None:
+            self._spans = {}
+            self._number(self.scope.body if isinstance(self.scope, cst.FunctionDef) else self.scope, 0)
+        return self._spans
+
+    def _number(self, node: cst.CSTNode, index: int) -> int:
+        first = index
+        self._spans[node] = (first, first)  # placed now, so that the dict lists nodes in source order
+        index += 1
+        for child in child_nodes(node):
+            if not isinstance(child, _OTHER_SCOPES):
+                index = self._number(child, index)
+        self._spans[node] = (first, index - 1)
+        return index
+
+    def encloses(self, outer: cst.CSTNode, node: cst.CSTNode) -> bool:
+        """`node` is `outer` or one of its parts (a call inside a loop, a reading inside a print)."""
+        low, high = self.span(outer)
+        return low <= self.span(node)[0] <= high
+
+    def between(self, node: cst.CSTNode, earlier: cst.CSTNode, later: cst.CSTNode) -> bool:
+        """`node` lies wholly after `earlier` (and its parts) and wholly before `later` starts."""
+        start, end = self.span(node)
+        return self.span(earlier)[1] < start and end < self.span(later)[0]
 
 
 def _loaded(node: cst.Name | cst.Attribute, parent: cst.CSTNode | None) -> bool:
