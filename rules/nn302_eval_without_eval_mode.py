@@ -1,6 +1,6 @@
 import libcst as cst
 
-from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
+from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, listed, refuted, unverifiable
 from nnlint.names import dotted_name
 from nnlint.rule import Example, Rule
 from nnlint.script import script_model
@@ -232,8 +232,7 @@ for epoch in range(10):
         layers = mode_dependent_layers(record.probe.module)
         data = {"model": record.name, "layers": layers}
         if layers:
-            shown = ", ".join(layers[:4]) + (f" and {len(layers) - 4} more" if len(layers) > 4 else "")
-            return confirmed(f"{record.name} holds mode-dependent layers: {shown}", **data)
+            return confirmed(f"{record.name} holds mode-dependent layers: {listed(layers)}", **data)
         difference = train_eval_difference(session, record)
         if difference > 0:
             return confirmed(

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
+from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, listed, refuted, unverifiable
 from nnlint.names import dotted_name
 from nnlint.rule import Example, Rule
 from nnlint.script import script_model
@@ -548,10 +548,9 @@ for x, y in loader:
                 f"in {where} do not move",
                 **data,
             )
-        shown = ", ".join(drifted[:4]) + (f" and {len(drifted) - 4} more" if len(drifted) > 4 else "")
         return confirmed(
             f"one train-mode forward of {record.name} on {record.probe.describe_input()}, {where} frozen, moves the "
-            f"running statistics of {len(drifted)} of the {len(norms)} batch norm(s) in it: {shown}",
+            f"running statistics of {len(drifted)} of the {len(norms)} batch norm(s) in it: {listed(drifted)}",
             **data,
         )
 

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
+from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, listed, refuted, unverifiable
 from nnlint.names import dotted_name
 from nnlint.rule import Example, Rule
 from nnlint.script import script_model
@@ -408,12 +408,11 @@ train(model, [optimizer, head_optimizer])
             return unverifiable(outcome)
         left_out, total = outcome
         data = {"model": record.name, "left_out": left_out, "parameters": total}
+        replaced = f"after `{facts['target']} = {facts['new_layer']}` on {record.name}"
         if not left_out:
-            return refuted(f"after `{facts['target']} = {facts['new_layer']}` on {record.name}, every parameter is in the optimizer", **data)
-        shown = ", ".join(left_out[:4]) + (f" and {len(left_out) - 4} more" if len(left_out) > 4 else "")
+            return refuted(f"{replaced}, every parameter is in the optimizer", **data)
         return confirmed(
-            f"after `{facts['target']} = {facts['new_layer']}` on {record.name}, {len(left_out)} of {total} parameter "
-            f"tensors are in no param group: {shown}",
+            f"{replaced}, {len(left_out)} of {total} parameter tensors are in no param group: {listed(left_out)}",
             **data,
         )
 

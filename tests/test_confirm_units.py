@@ -91,3 +91,11 @@ def test_a_reorder_names_the_dims_and_the_permute_that_fixes_it():
     decoding = decode((5, 192, 37, 29), (5, 1073, 192))
     assert decoding.permutation(4) == (0, 2, 3, 1)
     assert "output dim 2 (192) is input dim 1 (192)" in decoding.explain((5, 192, 37, 29), (5, 1073, 192))
+
+
+def test_evidence_lists_at_most_four_names_then_counts_the_rest():
+    from nnlint.confirm.protocol import listed
+
+    assert listed(["bn1"]) == "bn1"
+    assert listed(["a", "b", "c", "d"]) == "a, b, c, d"
+    assert listed(["a", "b", "c", "d", "e", "f"]) == "a, b, c, d and 2 more"

@@ -47,6 +47,11 @@ class Verdict:
         return asdict(self)
 
 
+def listed(names: list[str], most: int = 4) -> str:
+    """`a, b, c, d and 3 more`: evidence names what it found without running on for a line."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def confirmed(evidence: str, **data: Any) -> Verdict:
     return Verdict(CONFIRMED, evidence, data)
 
