@@ -340,6 +340,24 @@ train_loader2 = DataLoader(train_dataset, **loader_kwargs)
 """,
             note="batch_size=None (the dataset yields ready batches) and **kwargs that may hold shuffle",
         ),
+        Example(
+            """
+import torch
+from opacus import PrivacyEngine
+
+train_loader = torch.utils.data.DataLoader(train_dataset, batch_size=256)
+privacy_engine = PrivacyEngine()
+model, optimizer, train_loader = privacy_engine.make_private(
+    module=model, optimizer=optimizer, data_loader=train_loader, noise_multiplier=1.1, max_grad_norm=1.0
+)
+for epoch in range(10):
+    for images, labels in train_loader:
+        optimizer.zero_grad()
+        criterion(model(images), labels).backward()
+        optimizer.step()
+""",
+            note="trap: Opacus replaces the loader with one that samples each batch at random (Poisson)",
+        ),
     ]
 
     def leave_Module(self, node: cst.Module) -> None:
@@ -355,7 +373,7 @@ train_loader2 = DataLoader(train_dataset, **loader_kwargs)
             if not _never_shuffles(call) or _ordered_dataset(script, call, function, mentions_iterable):
                 continue
             why = trained.get(id(call)) or _lightning_hook(script, call, function)
-            if why is None and id(call) not in read:
+            if why is None and id(call) not in read and id(call) not in _replaced(script):
                 why = _named_for_training(script, call, function)
             if why is not None:
                 found.append((call, why))
@@ -367,6 +385,11 @@ train_loader2 = DataLoader(train_dataset, **loader_kwargs)
                 f"`{_short(script, call)}` has {how} and no sampler, and {why}: every epoch sees the same "
                 "batches in the same order; pass shuffle=True (or a sampler such as DistributedSampler)",
             )
+
+
+# Calls that return the loader they are given with its order kept (or only wrap its iteration).
+_KEEP_ORDER = frozenset({"prepare", "setup_dataloaders", "prepare_data_loader", "tqdm", "enumerate", "iter", "cycle",
+                         "DataLoader"})  # fmt: skip
 
 
 def _uses(script) -> tuple[dict[int, str], set[int]]:
@@ -400,6 +423,29 @@ def _uses(script) -> tuple[dict[int, str], set[int]]:
             for source in script.objects.sources(fitted, function, call):
                 trained.setdefault(id(source), f"`{script.code(call.func)}` at line {script.line(call)} trains on it")
     return trained, read
+
+
+def _replaced(script) -> set[int]:
+    """Loaders handed to a call that returns their replacement (`model, optimizer, train_loader =
+    privacy_engine.make_private(..., data_loader=train_loader)` resamples with Poisson sampling): what the
+    training then iterates is not this loader, so its name says nothing. `accelerator.prepare` and
+    `fabric.setup_dataloaders` keep the loader's order and do not count."""
+    if "replaced" not in script.__dict__:
+        found = set()
+        for (scope, _), bindings in script.index.bindings.items():
+            function = scope if isinstance(scope, cst.FunctionDef) else None
+            for binding in bindings:
+                call = binding.value
+                if not isinstance(call, cst.Call) or (dotted_name(call.func) or "").rsplit(".", 1)[-1] in _KEEP_ORDER:
+                    continue
+                for arg in call.args:  # what the argument held before this statement re-bound it
+                    name = dotted_name(arg.value)
+                    earlier = [b for b in script.index.lookup(name, function) if b.value is not call] if name else []
+                    for held in script.objects.reaching(earlier, call):
+                        if held.value is not None:
+                            found.update(id(source) for source in script.objects.sources(held.value, function, held.node))
+        script.__dict__["replaced"] = found
+    return script.__dict__["replaced"]
 
 
 def _lightning_hook(script, call: cst.Call, function) -> str | None:
