@@ -162,6 +162,33 @@ with torch.no_grad():
         Example(
             """
 import torch
+import torch.nn as nn
+from opacus.layers import DPLSTM
+
+class CharClassifier(nn.Module):
+    def __init__(self, vocab, hidden, classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, hidden)
+        self.lstm = DPLSTM(hidden, hidden, num_layers=1)
+        self.out = nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        return self.out(self.lstm(self.embedding(x))[0][:, -1])
+
+model = CharClassifier(128, 64, 18)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for x, y in train_loader:
+    optimizer.zero_grad()
+    criterion(model(x), y).backward()
+    optimizer.step()
+with torch.no_grad():
+    accuracy = [(model(x).argmax(1) == y).float().mean() for x, y in test_loader]
+""",
+            note="trap: an LSTM (here Opacus' DPLSTM) without a dropout argument does not depend on the mode",
+        ),
+        Example(
+            """
+import torch
 
 model = Net()
 with torch.no_grad():

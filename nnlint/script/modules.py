@@ -22,6 +22,9 @@ from nnlint.script.objects import Objects, unwrap
 from nnlint.script.roles import Roles
 from nnlint.tree import descendants
 
+# Recurrent layers (`nn.LSTM`, Opacus' `DPLSTM`) depend on the mode only through a `dropout` argument,
+# which the class source would show.
+_RECURRENT = re.compile(r"(LSTM|GRU|RNN)$")
 _MODE_DEPENDENT = re.compile(
     r"Dropout|BatchNorm|dropout|batch_norm|RReLU|rrelu|track_running_stats|self\.training|Transformer|MultiheadAttention"
 )
@@ -67,7 +70,7 @@ def _class_is_mode_free(index: FileIndex, name: str, seen: set[str]) -> bool:
                 return False
         elif (index.context.qualified_name(node.func) or "").startswith("torch."):
             continue
-        elif called[:1].isupper():
+        elif called[:1].isupper() and not _RECURRENT.search(called):
             return False  # a layer class from elsewhere: it may hold dropout or batch norm
     return True
 
