@@ -373,7 +373,7 @@ for epoch in range(10):
             if not _never_shuffles(call) or _ordered_dataset(script, call, function, mentions_iterable):
                 continue
             why = trained.get(id(call)) or _lightning_hook(script, call, function)
-            if why is None and id(call) not in read and id(call) not in _replaced(script):
+            if why is None and id(call) not in read:
                 why = _named_for_training(script, call, function)
             if why is not None:
                 found.append((call, why))
@@ -394,7 +394,8 @@ _KEEP_ORDER = frozenset({"prepare", "setup_dataloaders", "prepare_data_loader", 
 
 def _uses(script) -> tuple[dict[int, str], set[int]]:
     """The calls a training loop iterates (or `trainer.fit` trains on), and those the file only reads
-    outside training (an evaluation or feature-extraction loop, `next(iter(loader))` for a picture)."""
+    outside training (an evaluation or feature-extraction loop, `next(iter(loader))` for a picture) or
+    hands to a call that replaces them."""
     trained: dict[int, str] = {}
     read: set[int] = set()
     training_loops = set()
@@ -422,7 +423,7 @@ def _uses(script) -> tuple[dict[int, str], set[int]]:
         if fitted is not None:
             for source in script.objects.sources(fitted, function, call):
                 trained.setdefault(id(source), f"`{script.code(call.func)}` at line {script.line(call)} trains on it")
-    return trained, read
+    return trained, read | _replaced(script)
 
 
 def _replaced(script) -> set[int]:
@@ -430,22 +431,20 @@ def _replaced(script) -> set[int]:
     privacy_engine.make_private(..., data_loader=train_loader)` resamples with Poisson sampling): what the
     training then iterates is not this loader, so its name says nothing. `accelerator.prepare` and
     `fabric.setup_dataloaders` keep the loader's order and do not count."""
-    if "replaced" not in script.__dict__:
-        found = set()
-        for (scope, _), bindings in script.index.bindings.items():
-            function = scope if isinstance(scope, cst.FunctionDef) else None
-            for binding in bindings:
-                call = binding.value
-                if not isinstance(call, cst.Call) or (dotted_name(call.func) or "").rsplit(".", 1)[-1] in _KEEP_ORDER:
-                    continue
-                for arg in call.args:  # what the argument held before this statement re-bound it
-                    name = dotted_name(arg.value)
-                    earlier = [b for b in script.index.lookup(name, function) if b.value is not call] if name else []
-                    for held in script.objects.reaching(earlier, call):
-                        if held.value is not None:
-                            found.update(id(source) for source in script.objects.sources(held.value, function, held.node))
-        script.__dict__["replaced"] = found
-    return script.__dict__["replaced"]
+    found = set()
+    for (scope, _), bindings in script.index.bindings.items():
+        function = scope if isinstance(scope, cst.FunctionDef) else None
+        for binding in bindings:
+            call = binding.value
+            if not isinstance(call, cst.Call) or (dotted_name(call.func) or "").rsplit(".", 1)[-1] in _KEEP_ORDER:
+                continue
+            for arg in call.args:  # what the argument held before this statement re-bound it
+                name = dotted_name(arg.value)
+                earlier = [b for b in script.index.lookup(name, function) if b.value is not call] if name else []
+                for held in script.objects.reaching(earlier, call):
+                    if held.value is not None:
+                        found.update(id(source) for source in script.objects.sources(held.value, function, held.node))
+    return found
 
 
 def _lightning_hook(script, call: cst.Call, function) -> str | None:
