@@ -8,12 +8,16 @@ qualified names from the import table, and where the current node sits
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from nnlint.names import ImportTable
+
+if TYPE_CHECKING:
+    from nnlint.project import Project
 
 T = TypeVar("T")
 
@@ -22,8 +26,13 @@ _LOOP_TYPES = (cst.For, cst.While)
 
 
 class FileContext:
-    def __init__(self, path: str, source: str, module: cst.Module) -> None:
+    def __init__(
+        self, path: str, source: str, module: cst.Module, location: Path | None = None, project: Project | None = None
+    ) -> None:
         self.path = path
+        # Where the file is on disk and the project around it: for following calls into other files.
+        self.location = location
+        self.project = project
         self.source = source
         self.module = module
         self.imports = ImportTable()
@@ -38,6 +47,21 @@ class FileContext:
         if self._positions is None:
             self._positions = MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(PositionProvider)
         return self._positions[node]
+
+    def where(self, node: cst.CSTNode) -> tuple[FileContext, CodeRange]:
+        """The file a node is in and its position there: this file, or a project file whose code a
+        rule followed a call into (nnlint.project)."""
+        for context in [self, *(self.project.contexts() if self.project is not None else ())]:
+            try:
+                return context, context.position(node)
+            except KeyError:
+                continue
+        raise KeyError(f"{type(node).__name__} is in no file read for {self.path}")
+
+    def at(self, node: cst.CSTNode) -> str:
+        """Where a node is, for messages: "line 41" in this file, "engine.py:41" in another."""
+        home, position = self.where(node)
+        return f"line {position.start.line}" if home is self else f"{home.path}:{position.start.line}"
 
     def shared(self, key: object, build: Callable[[], T]) -> T:
         """A fact computed once per file by whichever rule asks first (e.g. the training facts)."""

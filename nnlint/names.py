@@ -44,18 +44,22 @@ class ImportTable:
                 self._aliases[top] = top
 
     def add_import_from(self, node: cst.ImportFrom) -> None:
-        if node.relative or node.module is None or isinstance(node.names, cst.ImportStar):
+        """`from a.b import c` binds `c` to `a.b.c`; a relative `from ..a import c` to `..a.c` (the dots
+        kept, for the project's own files to be found: nnlint.project)."""
+        if isinstance(node.names, cst.ImportStar):
             return
-        module = dotted_name(node.module)
+        module = dotted_name(node.module) if node.module is not None else ""
         if module is None:
             return
+        dots = "." * len(node.relative)
+        module = f"{dots}{module}" if module else dots[:-1]
         for alias in node.names:
             if not isinstance(alias.name, cst.Name):
                 continue
             bound = alias.name.value
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                 bound = alias.asname.name.value
-            self._aliases[bound] = f"{module}.{alias.name.value}"
+            self._aliases[bound] = f"{module}.{alias.name.value}" if module else f".{alias.name.value}"
 
     def qualified_name(self, node: cst.BaseExpression) -> str | None:
         """The import path an expression names, e.g. `F.dropout` -> `torch.nn.functional.dropout`.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from nnlint.config import Settings
 from nnlint.finding import Diagnostic, Finding
+from nnlint.project import project_at
 from nnlint.rule import all_rules
 from nnlint.static import PARSE_ERROR, FileResult, lint_source
 
@@ -27,6 +28,7 @@ class FileTask:
     absolute: str
     rule_codes: tuple[str, ...]
     max_file_size: int
+    root: str  # the project root: calls into files below it are followed
 
 
 @dataclass
@@ -57,7 +59,8 @@ def lint_file(task: FileTask) -> FileResult:
         result.diagnostics.append(Diagnostic(task.path, PARSE_ERROR, f"cannot read: {error.strerror or error}"))
         return result
     try:
-        return lint_source(data, task.path, rules, task.max_file_size)
+        location = Path(task.absolute).resolve()
+        return lint_source(data, task.path, rules, task.max_file_size, location, project_at(task.root))
     except Exception as error:  # a bug in nnlint, not in the user's file: report it, lint the rest
         result = FileResult(task.path)
         message = f"internal error in nnlint ({type(error).__name__}: {error}); please report it"
@@ -107,7 +110,7 @@ def run(files: list[Path], settings: Settings, cwd: Path, jobs: int) -> RunResul
             relative_to_root = path.as_posix()
         rules = settings.rules_for(relative_to_root, selected)
         codes = tuple(rule.code for rule in rules)
-        tasks.append(FileTask(display_path(path, cwd), str(path), codes, settings.max_file_size))
+        tasks.append(FileTask(display_path(path, cwd), str(path), codes, settings.max_file_size, str(settings.root)))
 
     if jobs > 1 and len(tasks) >= _PARALLEL_THRESHOLD:
         results = _lint_parallel(tasks, jobs)

@@ -13,6 +13,8 @@ import tokenize
 from dataclasses import dataclass, field
 from functools import cache
 from io import BytesIO
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
@@ -22,8 +24,10 @@ from nnlint.rule import Report, Rule
 from nnlint.suppress import noqa_codes_by_line
 from nnlint.tree import child_nodes
 
-PARSE_ERROR = "NN901"
+if TYPE_CHECKING:
+    from nnlint.project import Project
 
+PARSE_ERROR = "NN901"
 
 
 @dataclass
@@ -173,8 +177,12 @@ def _findings(context: FileContext, rules: list[Rule]) -> list[Finding]:
     ]
 
 
-def lint_source(data: bytes, path: str, rule_types: list[type[Rule]], max_file_size: int) -> FileResult:
-    """Lint one file's bytes with the given rules; never raises for bad input."""
+def lint_source(
+    data: bytes, path: str, rule_types: list[type[Rule]], max_file_size: int,
+    location: Path | None = None, project: Project | None = None,
+) -> FileResult:
+    """Lint one file's bytes with the given rules; never raises for bad input. With its `location` on
+    disk and its `project`, the rules may follow its calls into the project's other files."""
     result = FileResult(path)
 
     def fail(message: str, line: int | None = None) -> FileResult:
@@ -205,7 +213,7 @@ def lint_source(data: bytes, path: str, rule_types: list[type[Rule]], max_file_s
     except cst.ParserSyntaxError as error:
         return fail(f"syntax error: {error.message}", error.raw_line)
     result.parsed = True
-    context = FileContext(path, text, module)
+    context = FileContext(path, text, module, location, project)
     rules = [rule(context) for rule in wanted]
     try:
         _Traversal(context, rules).walk(module)

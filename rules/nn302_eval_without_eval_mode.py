@@ -235,14 +235,15 @@ for epoch in range(10):
                 continue
             scope = call.root.node if isinstance(call.root.node, cst.FunctionDef) else None
             if not script.mode_free(call.event.subject, scope):
-                found.append((call.event.node, call, modes))
-        for model_call, call, modes in script.reports(found):
-            subject = script.code(model_call.func)
+                found.append((call.event.site, call, modes))
+        for site, call, modes in script.reports(found):
+            subject = script.code(call.event.node.func)
             scope = call.root.node if isinstance(call.root.node, cst.FunctionDef) else None
             built = script.roles.built_by(call.event.subject, scope)
             self.report(
-                model_call,
-                f"`{subject}` is called {call.why} while still in train mode ({_since(script, modes)}): dropout stays "
+                site,
+                f"`{subject}` is called {call.why}{script.elsewhere(call.event)} while still in train mode "
+                f"({_since(script, modes)}): dropout stays "
                 f"on and BatchNorm normalises with this batch; call {subject}.eval() before evaluating "
                 f"(and {subject}.train() after)",
                 facts={"model": subject, "built_by": dotted_name(built.func) if built is not None else None},
@@ -276,8 +277,8 @@ for epoch in range(10):
 
 def _since(script, modes) -> str:
     """Where the train mode comes from, for the message: the `train()` call, or the model's creation."""
-    setters = sorted({(script.line(setter.node), setter.kind) for _, setter in modes if setter is not None})
+    setters = {setter.node: setter.kind for _, setter in modes if setter is not None}
     if not setters:
         return "a new module starts in train mode"
-    verb = "created" if all(kind == CREATE for _, kind in setters) else "set"
-    return f"{verb} at line " + ", ".join(str(line) for line, _ in setters)
+    verb = "created" if all(kind == CREATE for kind in setters.values()) else "set"
+    return f"{verb} at " + ", ".join(script.at(node) for node in sorted(setters, key=script.line))

@@ -44,7 +44,7 @@ class TrainModeNotRestored(Rule):
     name = "train-mode-not-restored"
     severity = "warning"
     summary = "model.eval() in the epoch loop is never undone, so later epochs train in eval mode"
-    triggers = (".eval(", "train(False)")
+    triggers = (".eval(", "train(False)", "epoch")  # "epoch": a loop whose eval() is in another file
 
     bad = [
         Example(
@@ -140,13 +140,13 @@ for epoch in range(90):
                     continue
                 for mode, setter in script.training.modes(event.node):
                     if mode == EVAL_MODE and setter is not None and id(setter.node) in after_training:
-                        found.append((setter.node, event))
-        for eval_node, training_call in script.reports(found):
-            subject = script.code(eval_node.func.value)
+                        found.append((setter.site, setter, event))
+        for _, setter, training_call in script.reports(found):
+            subject = script.code(setter.node.func.value)
             self.report(
-                eval_node,
-                f"`{script.code(eval_node)}` is never undone: the next epoch trains `{script.code(training_call.node)}` "
-                f"(line {script.line(training_call.node)}) with dropout off and BatchNorm statistics frozen; call "
+                setter.site,
+                f"{script.quote(setter)} is never undone: the next epoch trains `{script.code(training_call.node)}` "
+                f"({script.at(training_call.node)}) with dropout off and BatchNorm statistics frozen; call "
                 f"{subject}.train() at the top of each epoch",
             )
 

@@ -101,19 +101,39 @@ class Script:
         """The model named `subject` (in `scope`) has no layer whose output depends on train/eval mode."""
         return mode_free(self.index, self.roles, subject, scope)
 
+    def owns(self, node) -> bool:
+        """The node is in the linted file (not in a project file the timeline followed a call into)."""
+        return self.context.where(node)[0] is self.context
+
     def line(self, node) -> int:
-        return self.context.position(node).start.line
+        """The node's line, in whichever file it is (`at` says which)."""
+        return self.context.where(node)[1].start.line
+
+    def at(self, node) -> str:
+        """Where a node is, for messages: "line 41" here, "engine.py:41" in another project file."""
+        return self.context.at(node)
+
+    def quote(self, event) -> str:
+        """An event's code for messages, with where it is when that is another file:
+        "`model.eval()` (engine.py:13, run by `evaluate(model, val_loader)`)"."""
+        return f"`{self.code(event.node)}`{self.elsewhere(event)}"
+
+    def elsewhere(self, event) -> str:
+        """" (engine.py:13, run by `evaluate(model, val_loader)`)" for an event of another file, else ""."""
+        return "" if event.entry is None else f" ({self.at(event.node)}, run by `{self.code(event.entry)}`)"
 
     def code(self, node) -> str:
         """The source of a node on one line, for messages."""
         return " ".join(self.context.module.code_for_node(node).split())
 
     def reports(self, found):
-        """Each node once: a function inlined at two call sites gives its events twice."""
+        """Each node once (a function inlined at two call sites gives its events twice), and only the
+        linted file's own: what a followed call finds in another project file is reported when that
+        file is linted, unless a rule moves it to the call that led there (`Event.site`)."""
         seen = set()
         for item in found:
             node = item[0]
-            if id(node) not in seen:
+            if id(node) not in seen and self.owns(node):
                 seen.add(id(node))
                 yield item
 

@@ -28,8 +28,9 @@ _EVAL_FUNCTION_WORDS = frozenset(
      "prediction", "infer", "inference"}
 )  # fmt: skip
 _LOADS = frozenset({"load_state_dict", "from_pretrained", "load_from_checkpoint", "load_checkpoint"})
-# A file has evaluation calls only if it trains or loads weights: the triggers of rules that read them.
-EVALUATION_TRIGGERS = ("backward", *_LOADS, "torch.load", "hub.load")
+# A file has evaluation calls only if it trains or loads weights: the triggers of rules that read them
+# ("epoch": an epoch loop whose training and evaluation are functions of another file).
+EVALUATION_TRIGGERS = ("backward", "epoch", *_LOADS, "torch.load", "hub.load")
 _EVAL_DATA_WORDS = frozenset({"val", "valid", "validation", "test", "testing", "eval", "dev", "holdout"})
 
 
@@ -70,12 +71,12 @@ class Evaluation:
     def _after_eval(self, event: Event) -> str | None:
         modes = self.training.modes(event.node)
         if modes and all(mode == EVAL_MODE and setter is not None for mode, setter in modes):
-            lines = sorted({self.index.context.position(setter.node).start.line for _, setter in modes})
-            return "after `eval()` (line " + ", ".join(map(str, lines)) + ")"
+            places = sorted({self.index.context.at(setter.node) for _, setter in modes})
+            return "after `eval()` (" + ", ".join(places) + ")"
         return None
 
     def _why(self, event: Event, root: Root, loops: tuple[Loop, ...]) -> str | None:
-        for function in self._functions(event, root):
+        for function in event.functions:
             found = set(words(function.name.value))
             if found & _EVAL_FUNCTION_WORDS and "train" not in found:
                 return f"in `{function.name.value}()`"
@@ -108,16 +109,6 @@ class Evaluation:
                 for comp in descendants(scope) if isinstance(comp, (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp))
             ]  # fmt: skip
         return [comp.for_in for comp, inside in reversed(self._comprehensions[scope]) if id(node) in inside]
-
-    def _functions(self, event: Event, root: Root) -> list[cst.FunctionDef]:
-        """The functions the run is inside at the event: the root's, those it called to get there."""
-        found = [root.node] if isinstance(root.node, cst.FunctionDef) else []
-        caller = found[0] if found else None
-        for call in event.via:
-            caller = self.index.callee(call, caller)
-            if caller is not None:
-                found.append(caller)
-        return found
 
     def _loads_weights(self) -> bool:
         for call, _ in self.index.calls:

@@ -218,6 +218,8 @@ class Roles:
             return None  # `save_model`, `is_peft_model`, `self._wrap_model`: a function about a model
         for role, pattern in _NAME_ROLES:
             if pattern.search(lowered):
+                if role == MODEL and _METRIC_WORDS & set(words(last)):
+                    return None  # `psnr_model`, `lpips_model`: a metric, not a network to put in eval mode
                 return Role(role, None, "named like one")
         return None
 

@@ -3,8 +3,11 @@
 The script is read from its entry points (the module's own statements, and every function the file
 never calls, such as a `main` run from elsewhere or a Trainer method), with each call of a function of
 the file replaced by that function's timeline (its parameters renamed to the caller's arguments, so
-`validate(net)` and `model.eval()` inside `validate(model)` speak of the same `net`). The result is a
-tree: events, loops and branches. Loop, order, mode and gradient rules all read it.
+`validate(net)` and `model.eval()` inside `validate(model)` speak of the same `net`). A call of a
+function of another project file (`from engine import train_one_epoch`) is followed the same way,
+that file's code read with that file's imports and roles; its events carry the call of this file that
+led there (`entry`), where a rule reports what it finds there. The result is a tree: events, loops and
+branches. Loop, order, mode and gradient rules all read it.
 """
 
 from __future__ import annotations
@@ -39,6 +42,13 @@ class Event:
     guarded: bool  # under an `if` (inside the innermost loop or inlined function around it)
     no_grad: bool  # inside `torch.no_grad()` / `inference_mode()`, here or around a call leading here
     closure: bool = False  # `optimizer.step(closure)`: the closure computes the gradients itself
+    functions: tuple[cst.FunctionDef, ...] = ()  # the functions the run is inside: the root's, then each callee
+    entry: cst.Call | None = None  # the call of the linted file that led into another file's code
+
+    @property
+    def site(self) -> cst.CSTNode:
+        """Where in the linted file to report this event: itself, or the call that led to it."""
+        return self.entry or self.node
 
 
 @dataclass
@@ -48,6 +58,11 @@ class Loop:
     via: tuple[cst.Call, ...] = ()
     function: cst.FunctionDef | None = None
     iterates: str | None = None  # the name a `for` loop iterates over, as the entry point knows it
+    entry: cst.Call | None = None  # as for events: the call of the linted file that led to this loop
+
+    @property
+    def site(self) -> cst.CSTNode:
+        return self.entry or self.node
 
 
 @dataclass
@@ -71,17 +86,29 @@ class Root:
         return isinstance(self.node, cst.Module)
 
 
+@dataclass(frozen=True)
+class Source:
+    """The file whose code the builder reads: the linted one, or a project file a call led into."""
+
+    index: FileIndex
+    roles: Roles
+
+    @property
+    def context(self) -> FileContext:
+        return self.index.context
+
+
 class Timeline:
     def __init__(self, index: FileIndex, roles: Roles) -> None:
         self.index = index
-        self.roles = roles
         self.context = index.context
+        home = Source(index, roles)
         called = {self.index.callee(call, caller) for call, caller in index.calls}
-        self.roots = [Root(self.context.module, self._block(self.context.module.body, _Frame.top(None)))]
+        self.roots = [Root(self.context.module, self._block(self.context.module.body, _Frame.top(None, home)))]
         for functions in index.functions.values():
             for function in functions:
                 if function not in called and not self._nested(function):
-                    frame = _Frame.top(function)
+                    frame = _Frame.top(function, home)
                     if any(disables_grad(self.context, decorator.decorator) for decorator in function.decorators):
                         frame = frame.without_grad()
                     self.roots.append(Root(function, self._block(_body(function), frame)))
@@ -119,12 +146,12 @@ class Timeline:
         if isinstance(node, (cst.For, cst.While)):
             head = self._expression(node.iter if isinstance(node, cst.For) else node.test, frame)
             iterates = self._subject(_iterated(node.iter), frame) if isinstance(node, cst.For) else None
-            loop = Loop(node, via=frame.via, function=frame.function, iterates=iterates)
+            loop = Loop(node, via=frame.via, function=frame.function, iterates=iterates, entry=frame.entry)
             loop.body = self._block(_body(node), frame.enter_loop())
             return head + [loop]
         if isinstance(node, cst.With):
             items = [item for with_item in node.items for item in self._expression(with_item.item, frame)]
-            inner = frame.without_grad() if any(disables_grad(self.context, w.item) for w in node.items) else frame
+            inner = frame.without_grad() if any(disables_grad(frame.home.context, w.item) for w in node.items) else frame
             return items + self._block(_body(node), inner)
         if isinstance(node, cst.Try):
             items = self._block(_body(node), frame)
@@ -151,11 +178,12 @@ class Timeline:
         """`model = Net()`, `net = models.resnet18()`, `model = ImportedNet()` for a name holding a model: a
         new module, in train mode. Not `model = model.to(device)`, nor `model = load(path)` (it may return
         a model in eval mode)."""
-        role = self.roles.role_of_value(value, frame.function)
+        roles = frame.home.roles
+        role = roles.role_of_value(value, frame.function)
         if role is None:
             built = _unwrap(value)
             constructs = isinstance(built, cst.Call) and (dotted_name(built.func) or "").rpartition(".")[2][:1].isupper()
-            role = self.roles.of(name, frame.function) if constructs else None
+            role = roles.of(name, frame.function) if constructs else None
         return role is not None and role.role == MODEL and not _wraps(value, name)
 
     def _expression(self, node: cst.CSTNode, frame: _Frame) -> list[Item]:
@@ -165,19 +193,31 @@ class Timeline:
             event = self._event(call, frame)
             if event is not None:
                 items.append(event)
-            callee = self.index.callee(call, frame.function)
+            home, callee = self._callee(call, frame)
             if callee is not None and frame.can_inline(callee):
-                inner = frame.call(call, callee, self._renames(call, callee, frame))
-                if any(disables_grad(self.context, decorator.decorator) for decorator in callee.decorators):
+                inner = frame.call(call, callee, self._renames(call, callee, home, frame), home)
+                if any(disables_grad(home.context, decorator.decorator) for decorator in callee.decorators):
                     inner = inner.without_grad()
                 items.extend(self._block(_body(callee), inner))
         return items
 
-    def _renames(self, call: cst.Call, callee: cst.FunctionDef, frame: _Frame) -> dict[str, str]:
+    def _callee(self, call: cst.Call, frame: _Frame) -> tuple[Source, cst.FunctionDef | None]:
+        """The function a call runs: one of the file whose code this is, or of another project file."""
+        home = frame.home
+        callee = home.index.callee(call, frame.function)
+        project = home.context.project
+        if callee is None and project is not None:
+            found = project.function(home.context, call)
+            if found is not None:
+                script, callee = found
+                home = Source(script.index, script.roles)
+        return home, callee
+
+    def _renames(self, call: cst.Call, callee: cst.FunctionDef, home: Source, frame: _Frame) -> dict[str, str]:
         # A nested function sees its caller's variables (a closure); any other sees only globals.
-        renames = dict(frame.renames) if self.index.parent_function.get(callee) is frame.function else {}
+        renames = dict(frame.renames) if home.index.parent_function.get(callee) is frame.function else {}
         # A local of the called function is not the caller's variable of the same name.
-        renames.update({name: f"{callee.name.value}.<locals>.{name}" for scope, name in self.index.bindings if scope is callee})
+        renames.update({name: f"{callee.name.value}.<locals>.{name}" for scope, name in home.index.bindings if scope is callee})
         for param in [*callee.params.posonly_params, *callee.params.params, *callee.params.kwonly_params]:
             argument = argument_for(call, callee, param.name.value)
             name = dotted_name(_unwrap(argument)) if argument is not None else None
@@ -187,7 +227,7 @@ class Timeline:
 
     def _event(self, call: cst.Call, frame: _Frame) -> Event | None:
         func = call.func
-        qualified = self.context.call_name(call) or ""
+        qualified = frame.home.context.call_name(call) or ""
         last = qualified.rsplit(".", 1)[-1] if qualified else (func.attr.value if isinstance(func, cst.Attribute) else "")
         if isinstance(func, cst.Attribute):
             receiver = func.value
@@ -220,12 +260,12 @@ class Timeline:
             return frame.event(CLIP, call, self._subject(call.args[0].value, frame))
         if qualified == "torch.autograd.backward" and call.args:
             return frame.event(BACKWARD, call, self._subject(call.args[0].value, frame))
-        if isinstance(func, (cst.Name, cst.Attribute)) and self.roles.is_(func, frame.function, MODEL):
+        if isinstance(func, (cst.Name, cst.Attribute)) and frame.home.roles.is_(func, frame.function, MODEL):
             return frame.event(MODEL_CALL, call, self._subject(func, frame))
         return None
 
     def _step(self, call: cst.Call, receiver: cst.BaseExpression, frame: _Frame) -> Event | None:
-        role = self.roles.of(receiver, frame.function)
+        role = frame.home.roles.of(receiver, frame.function)
         if role is not None and role.role == OPTIMIZER:
             closure = bool(call.args) and call.args[0].keyword in (None,) or any(
                 arg.keyword is not None and arg.keyword.value == "closure" for arg in call.args
@@ -239,7 +279,7 @@ class Timeline:
         return None
 
     def _mode(self, call: cst.Call, receiver: cst.BaseExpression, kind: str, frame: _Frame) -> Event | None:
-        role = self.roles.of(receiver, frame.function)
+        role = frame.home.roles.of(receiver, frame.function)
         if (role is None or role.role == MODEL) and dotted_name(receiver) is not None:
             return frame.event(kind, call, self._subject(receiver, frame))
         return None
@@ -329,13 +369,15 @@ class _Frame:
     guarded: bool
     no_grad: bool
     active: tuple[cst.FunctionDef, ...]
+    home: Source  # the file whose code this is
+    entry: cst.Call | None = None  # the call of the linted file that led into another file
 
     @staticmethod
-    def top(function: cst.FunctionDef | None) -> _Frame:
-        return _Frame(function, (), (), False, False, (function,) if function else ())
+    def top(function: cst.FunctionDef | None, home: Source) -> _Frame:
+        return _Frame(function, (), (), False, False, (function,) if function else (), home)
 
     def event(self, kind: str, node: cst.CSTNode, subject: str | None, closure: bool = False) -> Event:
-        return Event(kind, node, subject, self.function, self.via, self.guarded, self.no_grad, closure)
+        return Event(kind, node, subject, self.function, self.via, self.guarded, self.no_grad, closure, self.active, self.entry)
 
     def rename(self, name: str) -> str:
         head, dot, rest = name.partition(".")
@@ -354,8 +396,10 @@ class _Frame:
     def can_inline(self, callee: cst.FunctionDef) -> bool:
         return callee not in self.active and len(self.via) < _MAX_INLINE_DEPTH
 
-    def call(self, call: cst.Call, callee: cst.FunctionDef, renames: dict[str, str]) -> _Frame:
-        return _Frame(callee, (*self.via, call), tuple(renames.items()), self.guarded, self.no_grad, (*self.active, callee))
+    def call(self, call: cst.Call, callee: cst.FunctionDef, renames: dict[str, str], home: Source) -> _Frame:
+        entry = self.entry or (call if home.context is not self.home.context else None)
+        via = (*self.via, call)
+        return _Frame(callee, via, tuple(renames.items()), self.guarded, self.no_grad, (*self.active, callee), home, entry)
 
 
 def _replace(frame: _Frame, **changes) -> _Frame:

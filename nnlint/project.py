@@ -1,0 +1,113 @@
+"""The project around the file being linted: its other files, read when the file calls into them.
+
+A training script often keeps its loop in one file and its steps in another (`train.py` calls
+`train_one_epoch` and `evaluate` from `engine.py`). The script model follows such a call into the
+other file (nnlint.script.timeline), the way it follows a call of the file's own functions; this
+module finds that file from the import (`from engine import ...`, `from .engine import ...`,
+`import utils.engine as engine`), below the project root only, and reads it once per process.
+
+A file is read only when the call leads there and only if its text can hold a training event (a
+`backward`, a `step`, a mode switch, a `no_grad` block): most imported helpers are never parsed.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from nnlint.context import FileContext
+from nnlint.static import decode_source
+from nnlint.tree import walk_with_ancestors
+
+if TYPE_CHECKING:
+    from nnlint.script import Script
+
+# Text without any of these cannot change what a training run does; its functions are not followed.
+_TRAINING_WORDS = ("backward", "step(", "eval(", "train(", "zero_grad", "no_grad", "inference_mode")
+_MAX_FILE_SIZE = 1_000_000
+
+
+class Project:
+    """The Python files under `root`, each parsed at most once, on first call into it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._scripts: dict[Path, Script | None] = {}
+
+    def function(self, context: FileContext, call: cst.Call) -> tuple[Script, cst.FunctionDef] | None:
+        """The module-level function of another project file that `call` runs, with that file's script
+        model: `train_one_epoch(...)` after `from engine import train_one_epoch`, `engine.evaluate(...)`."""
+        qualified = context.call_name(call)
+        if qualified is None or context.location is None:
+            return None
+        module, _, name = qualified.rpartition(".")
+        path = self._module_file(context.location, module)
+        script = self._script(path) if path is not None else None
+        if script is None:
+            return None
+        candidates = [f for f in script.index.functions.get(name, []) if f not in script.index.owner_class]
+        return (script, candidates[0]) if len(candidates) == 1 else None
+
+    def contexts(self) -> list[FileContext]:
+        """The project files read so far."""
+        return [script.context for script in self._scripts.values() if script is not None]
+
+    def _module_file(self, importer: Path, module: str) -> Path | None:
+        if not module:
+            return None
+        level = len(module) - len(module.lstrip("."))
+        parts = tuple(module.lstrip(".").split("."))
+        if level:  # `from ..utils import x`: from the importer's package, one level up per extra dot
+            packages = [importer.parent, *importer.parent.parents]
+            bases = packages[level - 1 : level]
+        else:  # a script's own directory is on sys.path, then the project's packages above it
+            bases = [importer.parent, *(p for p in importer.parent.parents if p.is_relative_to(self.root))]
+        found = next((found for base in bases if (found := _file_of(base, parts)) is not None), None)
+        # Only the project's own files (an installed package on the path is not followed).
+        return found if found is not None and (found.is_relative_to(self.root) or found.is_relative_to(importer.parent)) else None
+
+    def _script(self, path: Path) -> Script | None:
+        if path not in self._scripts:
+            self._scripts[path] = self._read(path)
+        return self._scripts[path]
+
+    def _read(self, path: Path) -> Script | None:
+        from nnlint.script import script_model  # the script model imports the project: import on use
+
+        try:
+            data = path.read_bytes()[: _MAX_FILE_SIZE + 1]
+            if len(data) > _MAX_FILE_SIZE:
+                return None
+            text = decode_source(data)
+            if not any(word in text for word in _TRAINING_WORDS):
+                return None
+            module = cst.parse_module(text)
+        except (OSError, SyntaxError, UnicodeDecodeError, cst.ParserSyntaxError, RecursionError):
+            return None  # its own lint run reports it (NN901)
+        shown = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else path.name
+        context = FileContext(shown, text, module, location=path, project=self)
+        for node, _ in walk_with_ancestors(module):  # in source order: a later import wins
+            if isinstance(node, cst.Import):
+                context.imports.add_import(node)
+            elif isinstance(node, cst.ImportFrom):
+                context.imports.add_import_from(node)
+        return script_model(context)
+
+
+@cache
+def _file_of(base: Path, parts: tuple[str, ...]) -> Path | None:
+    """`base/a/b.py` or `base/a/b/__init__.py` for module `a.b`."""
+    stem = base.joinpath(*parts)
+    for candidate in (stem.with_name(stem.name + ".py"), stem / "__init__.py"):
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+@cache
+def project_at(root: str) -> Project:
+    """One project per root in a process (each worker of a parallel run keeps its own)."""
+    return Project(Path(root))

@@ -1,0 +1,129 @@
+"""A training run split across files: the loop in `train.py`, its steps in `engine.py` (nnlint.project).
+
+The script model follows a call into another project file as it follows a call of the file's own
+functions; a bug that spans the files is reported in the file that runs the loop, at the call that
+leads there, and a bug inside one function is reported once, in the file that has it.
+"""
+
+from __future__ import annotations
+
+MODEL = """\
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(10, 10), nn.Dropout(0.5), nn.Linear(10, 2))
+
+    def forward(self, x):
+        return self.body(x)
+"""
+
+ENGINE = """\
+import torch
+
+
+def train_one_epoch(model, loader, optimizer, criterion):
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+
+
+def evaluate(model, loader):
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for x, y in loader:
+            correct += (model(x).argmax(1) == y).sum().item()
+    return correct
+"""
+
+TRAIN = """\
+import torch
+from torch import nn
+
+from {engine} import evaluate, train_one_epoch
+from model import Net
+
+model = Net()
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+criterion = nn.CrossEntropyLoss()
+train_loader = torch.utils.data.DataLoader(range(10), shuffle=True)
+val_loader = torch.utils.data.DataLoader(range(10))
+
+for epoch in range(10):
+    train_one_epoch(model, train_loader, optimizer, criterion)
+    print(evaluate(model, val_loader))
+"""
+CALL_LINE = 15  # `evaluate(model, val_loader)` in TRAIN
+
+
+def _project(write, engine=ENGINE, train=TRAIN, engine_module="engine"):
+    write({"model.py": MODEL, "engine.py": engine, "train.py": train.format(engine=engine_module)})
+
+
+def test_eval_in_another_file_never_undone(nnlint, write):
+    _project(write)
+    outcome = nnlint("--select", "NN303", "--format", "json", ".")
+    assert outcome.located() == [("train.py", CALL_LINE, "NN303")]
+    message = outcome.json()["findings"][0]["message"]
+    assert "`model.eval()` (engine.py:13, run by `evaluate(model, val_loader)`) is never undone" in message
+    assert "trains `model(x)` (engine.py:7)" in message
+
+
+def test_evaluation_in_another_file_without_eval(nnlint, write):
+    _project(write, engine=ENGINE.replace("    model.eval()\n", ""))
+    outcome = nnlint("--select", "NN302,NN303", "--format", "json", ".")
+    assert outcome.located() == [("train.py", CALL_LINE, "NN302")]
+    message = outcome.json()["findings"][0]["message"]
+    assert "in `evaluate()` (engine.py:16, run by `evaluate(model, val_loader)`) while still in train mode" in message
+
+
+def test_restored_train_mode_in_another_file_is_clean(nnlint, write):
+    engine = ENGINE.replace("    for x, y in loader:\n        optimizer", "    model.train()\n    for x, y in loader:\n        optimizer", 1)
+    _project(write, engine=engine)
+    assert nnlint("--select", "NN302,NN303", ".").exit_code == 0
+
+
+def test_relative_import_in_a_package(nnlint, write):
+    write({"pkg/__init__.py": "", "pkg/model.py": MODEL, "pkg/engine.py": ENGINE,
+           "pkg/train.py": TRAIN.format(engine=".engine").replace("from model", "from .model")})  # fmt: skip
+    outcome = nnlint("--select", "NN303", "--format", "json", ".")
+    assert outcome.located() == [("pkg/train.py", CALL_LINE, "NN303")]
+
+
+def test_bug_inside_one_function_is_reported_once_in_its_file(nnlint, write):
+    _project(write, engine=ENGINE.replace("        optimizer.zero_grad()\n", ""))
+    outcome = nnlint("--select", "NN404", "--format", "json", ".")
+    assert outcome.located() == [("engine.py", 8, "NN404")]
+
+
+def test_helper_in_another_file_that_zeroes_gradients(nnlint, write):
+    write({
+        "helpers.py": "def reset(optimizer):\n    optimizer.zero_grad()\n",
+        "train.py": (
+            "from helpers import reset\n\n"
+            "def fit(model, loader, optimizer, criterion):\n"
+            "    for x, y in loader:\n"
+            "        reset(optimizer)\n"
+            "        criterion(model(x), y).backward()\n"
+            "        optimizer.step()\n"
+        ),
+    })  # fmt: skip
+    assert nnlint("--select", "NN404", ".").exit_code == 0
+
+
+def test_same_name_outside_the_project_is_not_followed(nnlint, write):
+    """`from engine import ...` resolves to the importer's directory or the project root, nowhere else."""
+    write({"lib/engine.py": ENGINE, "app/model.py": MODEL, "app/train.py": TRAIN.format(engine="engine")})
+    assert nnlint("--select", "NN303", ".").exit_code == 0
+
+
+def test_unparsable_imported_file_is_skipped(nnlint, write):
+    _project(write, engine=ENGINE + "\ndef broken(:\n    model.eval()\n")
+    outcome = nnlint("--select", "NN303", "--format", "json", ".")
+    assert [code for _, _, code in outcome.located()] == []
+    assert [error["code"] for error in outcome.json()["errors"]] == ["NN901"]
