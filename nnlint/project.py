@@ -6,8 +6,9 @@ other file (nnlint.script.timeline), the way it follows a call of the file's own
 module finds that file from the import (`from engine import ...`, `from .engine import ...`,
 `import utils.engine as engine`), below the project root only, and reads it once per process.
 
-A file is read only when the call leads there and only if its text can hold a training event (a
-`backward`, a `step`, a mode switch, a `no_grad` block): most imported helpers are never parsed.
+A file is read only when a rule asks for a name it defines (a function the run calls, a model class),
+once per process; a function is followed only if its file's text can hold a training event (a
+`backward`, a `step`, a mode switch, a `no_grad` block).
 """
 
 from __future__ import annotations
@@ -35,21 +36,36 @@ class Project:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._texts: dict[Path, str | None] = {}
         self._scripts: dict[Path, Script | None] = {}
 
     def function(self, context: FileContext, call: cst.Call) -> tuple[Script, cst.FunctionDef] | None:
         """The module-level function of another project file that `call` runs, with that file's script
-        model: `train_one_epoch(...)` after `from engine import train_one_epoch`, `engine.evaluate(...)`."""
-        qualified = context.call_name(call)
-        if qualified is None or context.location is None:
-            return None
-        module, _, name = qualified.rpartition(".")
-        path = self._module_file(context.location, module)
-        script = self._script(path) if path is not None else None
+        model: `train_one_epoch(...)` after `from engine import train_one_epoch`, `engine.evaluate(...)`.
+        Only a file whose text can hold a training event is read for this."""
+        path, name = self._definition(context, call.func)
+        text = self._text(path) if path is not None else None
+        script = self._script(path) if text is not None and any(word in text for word in _TRAINING_WORDS) else None
         if script is None:
             return None
         candidates = [f for f in script.index.functions.get(name, []) if f not in script.index.owner_class]
         return (script, candidates[0]) if len(candidates) == 1 else None
+
+    def class_of(self, context: FileContext, expr: cst.BaseExpression) -> tuple[Script, cst.ClassDef] | None:
+        """The class of another project file that `expr` names (`Net` after `from model import Net`,
+        `models.Net` after `import models`), with that file's script model."""
+        path, name = self._definition(context, expr)
+        script = self._script(path) if path is not None else None
+        cls = script.index.classes.get(name) if script is not None else None
+        return (script, cls) if cls is not None else None
+
+    def _definition(self, context: FileContext, expr: cst.BaseExpression) -> tuple[Path | None, str]:
+        """The project file a name imported into `context` comes from, and the name there."""
+        qualified = context.qualified_name(expr)
+        if qualified is None or context.location is None:
+            return None, ""
+        module, _, name = qualified.rpartition(".")
+        return self._module_file(context.location, module), name
 
     def contexts(self) -> list[FileContext]:
         """The project files read so far."""
@@ -69,6 +85,15 @@ class Project:
         # Only the project's own files (an installed package on the path is not followed).
         return found if found is not None and (found.is_relative_to(self.root) or found.is_relative_to(importer.parent)) else None
 
+    def _text(self, path: Path) -> str | None:
+        if path not in self._texts:
+            try:
+                data = path.read_bytes()[: _MAX_FILE_SIZE + 1]
+                self._texts[path] = decode_source(data) if len(data) <= _MAX_FILE_SIZE else None
+            except (OSError, SyntaxError, UnicodeDecodeError):
+                self._texts[path] = None
+        return self._texts[path]
+
     def _script(self, path: Path) -> Script | None:
         if path not in self._scripts:
             self._scripts[path] = self._read(path)
@@ -77,15 +102,12 @@ class Project:
     def _read(self, path: Path) -> Script | None:
         from nnlint.script import script_model  # the script model imports the project: import on use
 
+        text = self._text(path)
+        if text is None:
+            return None
         try:
-            data = path.read_bytes()[: _MAX_FILE_SIZE + 1]
-            if len(data) > _MAX_FILE_SIZE:
-                return None
-            text = decode_source(data)
-            if not any(word in text for word in _TRAINING_WORDS):
-                return None
             module = cst.parse_module(text)
-        except (OSError, SyntaxError, UnicodeDecodeError, cst.ParserSyntaxError, RecursionError):
+        except (cst.ParserSyntaxError, RecursionError):
             return None  # its own lint run reports it (NN901)
         shown = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else path.name
         context = FileContext(shown, text, module, location=path, project=self)

@@ -127,3 +127,10 @@ def test_unparsable_imported_file_is_skipped(nnlint, write):
     outcome = nnlint("--select", "NN303", "--format", "json", ".")
     assert [code for _, _, code in outcome.located()] == []
     assert [error["code"] for error in outcome.json()["errors"]] == ["NN901"]
+
+
+def test_model_class_of_another_file_without_dropout_is_mode_free(nnlint, write):
+    """`Net` from model.py has no dropout or batch norm: evaluating it in train mode changes nothing."""
+    write({"model.py": MODEL.replace("nn.Dropout(0.5), ", ""), "engine.py": ENGINE.replace("    model.eval()\n", ""),
+           "train.py": TRAIN.format(engine="engine")})  # fmt: skip
+    assert nnlint("--select", "NN302,NN303", ".").exit_code == 0

@@ -2,8 +2,9 @@
 
 NN302 and NN303 warn about a model evaluated or trained in the wrong mode; a model whose layers do
 not depend on the mode (no dropout, no batch norm) computes the same either way, so the warning
-would be noise. That is decidable statically only for a class of this file built from torch layers
-and the file's other classes; anything imported from elsewhere may hold such a layer (`mode_free`).
+would be noise. That is decidable statically only for a class of the project (this file or one it
+imports from) built from torch layers and the project's other classes; anything imported from
+elsewhere may hold such a layer (`mode_free`).
 
 NN305 asks the converse for a frozen model: does it (or the part frozen) certainly hold BatchNorm, whose
 running statistics train mode keeps updating (`has_batchnorm`): a known torchvision/timm CNN family, or
@@ -39,9 +40,9 @@ def mode_free(index: FileIndex, roles: Roles, subject: str, scope: cst.FunctionD
 
 def _built_mode_free(index: FileIndex, built: cst.Call, seen: set[str]) -> bool:
     """`Net(...)` of a mode-free class of the file, or `nn.Sequential(nn.Linear(...), nn.ReLU())`."""
-    name = dotted_name(built.func)
-    if name in index.classes:
-        return _class_is_mode_free(index, name, seen)
+    home = _class_home(index, built.func)
+    if home is not None:
+        return _class_is_mode_free(*home, seen)
     if not (index.context.qualified_name(built.func) or "").startswith("torch.nn."):
         return False
     if _MODE_DEPENDENT.search(_source(index, built)):
@@ -54,10 +55,21 @@ def _is_class_call(call: cst.Call) -> bool:
     return (dotted_name(call.func) or "").rpartition(".")[2][:1].isupper()
 
 
+def _class_home(index: FileIndex, func: cst.BaseExpression) -> tuple[FileIndex, str] | None:
+    """The file index holding the class a call builds, and its name: this file's, or another project file's."""
+    name = dotted_name(func)
+    if name in index.classes:
+        return index, name
+    project = index.context.project
+    found = project.class_of(index.context, func) if project is not None else None
+    return (found[0].index, found[1].name.value) if found is not None else None
+
+
 def _class_is_mode_free(index: FileIndex, name: str, seen: set[str]) -> bool:
-    if name in seen:
+    key = f"{index.context.path}:{name}"
+    if key in seen:
         return True
-    seen.add(name)
+    seen.add(key)
     cls = index.classes[name]
     if _MODE_DEPENDENT.search(_source(index, cls)):
         return False
@@ -65,8 +77,9 @@ def _class_is_mode_free(index: FileIndex, name: str, seen: set[str]) -> bool:
         called = dotted_name(node.func)
         if called is None or called.startswith("self.") or called in ("super",):
             continue
-        if called in index.classes:
-            if not _class_is_mode_free(index, called, seen):
+        home = _class_home(index, node.func)
+        if home is not None:
+            if not _class_is_mode_free(*home, seen):
                 return False
         elif (index.context.qualified_name(node.func) or "").startswith("torch."):
             continue
