@@ -242,7 +242,7 @@ for epoch in range(10):
             built = script.roles.built_by(call.event.subject, scope)
             self.report(
                 site,
-                f"`{subject}` is called {call.why}{script.elsewhere(call.event)} while still in train mode "
+                f"`{subject}` is called {call.why}{script.elsewhere(call.event.node, call.event.entry)} while still in train mode "
                 f"({_since(script, modes)}): dropout stays "
                 f"on and BatchNorm normalises with this batch; call {subject}.eval() before evaluating "
                 f"(and {subject}.train() after)",

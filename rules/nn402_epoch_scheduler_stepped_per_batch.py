@@ -439,8 +439,8 @@ if __name__ == "__main__":
                 holder = script.code(step.call.func.value)
                 fix = f"call {holder}.step() once per epoch, after the batch loop"
                 self.report(
-                    step.call,
-                    f"{written} is stepped every batch (loop `{header}` at line {script.line(loop)}): {consequence}; "
+                    step.site,
+                    f"{written} is stepped every batch{script.elsewhere(step.call, step.entry)} (loop `{header}` at {script.at(loop)}): {consequence}; "
                     f"{fix}{_PER_BATCH_ALTERNATIVE.get(scheduler.kind, '')}",
                     facts={
                         "schedule": _simulated(script, scheduler),

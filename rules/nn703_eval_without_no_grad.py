@@ -155,12 +155,11 @@ class Classifier(pl.LightningModule):
             if not (call.root.is_module or call.after_eval):
                 continue  # a hook the file never calls (`validation_step`): its caller may disable autograd
             if not call.event.no_grad and not _wants_gradients(script, call.event):
-                found.append((call.event.site, call))
-        for site, call in script.reports(found):
+                found.append((call.event.node, call))
+        for model_call, call in script.reports(found):
             self.report(
-                site,
-                f"`{script.code(call.event.node.func)}` is called {call.why}{script.elsewhere(call.event)} with "
-                f"autograd recording: every evaluation "
+                model_call,
+                f"`{script.code(model_call.func)}` is called {call.why} with autograd recording: every evaluation "
                 f"batch keeps its graph; wrap the evaluation in `with torch.no_grad():` (or decorate it with "
                 f"`@torch.no_grad()`)",
             )

@@ -134,3 +134,59 @@ def test_model_class_of_another_file_without_dropout_is_mode_free(nnlint, write)
     write({"model.py": MODEL.replace("nn.Dropout(0.5), ", ""), "engine.py": ENGINE.replace("    model.eval()\n", ""),
            "train.py": TRAIN.format(engine="engine")})  # fmt: skip
     assert nnlint("--select", "NN302,NN303", ".").exit_code == 0
+
+
+SCHEDULED_ENGINE = """\
+import torch
+
+
+def train_one_epoch(model, loader, optimizer, scheduler, criterion):
+    model.train()
+    running_loss = 0
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        running_loss += loss
+        batch = next(iter(loader))
+    return running_loss
+"""
+SCHEDULED_TRAIN = """\
+import torch
+from torch import nn
+
+from engine import train_one_epoch
+
+model = nn.Sequential(nn.Linear(10, 10), nn.Dropout(), nn.Linear(10, 2))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=30, gamma=0.1)
+criterion = nn.CrossEntropyLoss()
+train_loader = torch.utils.data.DataLoader(range(10), shuffle=True)
+
+for epoch in range(90):
+    train_one_epoch(model, train_loader, optimizer, scheduler, criterion)
+"""
+
+
+def test_scheduler_stepped_per_batch_in_another_file(nnlint, write):
+    write({"engine.py": SCHEDULED_ENGINE, "train.py": SCHEDULED_TRAIN})
+    outcome = nnlint("--select", "NN402", "--format", "json", ".")
+    assert outcome.located() == [("train.py", 13, "NN402")]
+    assert "stepped every batch (engine.py:13, run by `train_one_epoch(...)`)" in outcome.json()["findings"][0]["message"]
+
+
+def test_every_rule_reports_only_lines_of_the_file_it_lints(nnlint, write):
+    """Events of another file reach every rule: none may crash on them or point into the wrong file."""
+    write({"engine.py": SCHEDULED_ENGINE, "train.py": SCHEDULED_TRAIN, "model.py": MODEL})
+    outcome = nnlint("--select", "ALL", "--format", "json", ".")
+    assert outcome.json()["errors"] == []
+    lines = {path: len(source.splitlines()) for path, source in [("engine.py", SCHEDULED_ENGINE), ("train.py", SCHEDULED_TRAIN)]}
+    for path, line, _ in outcome.located():
+        assert line <= lines.get(path, 10**6)
+    train_codes = sorted(code for path, _, code in outcome.located() if path == "train.py")
+    engine_codes = sorted(code for path, _, code in outcome.located() if path == "engine.py")
+    assert "NN402" in train_codes and "NN402" not in engine_codes  # the StepLR is built in train.py
+    assert {"NN506", "NN602"} <= set(engine_codes) and not {"NN506", "NN602"} & set(train_codes)

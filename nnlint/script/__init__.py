@@ -116,11 +116,17 @@ class Script:
     def quote(self, event) -> str:
         """An event's code for messages, with where it is when that is another file:
         "`model.eval()` (engine.py:13, run by `evaluate(model, val_loader)`)"."""
-        return f"`{self.code(event.node)}`{self.elsewhere(event)}"
+        return f"`{self.code(event.node)}`{self.elsewhere(event.node, event.entry)}"
 
-    def elsewhere(self, event) -> str:
-        """" (engine.py:13, run by `evaluate(model, val_loader)`)" for an event of another file, else ""."""
-        return "" if event.entry is None else f" ({self.at(event.node)}, run by `{self.code(event.entry)}`)"
+    def elsewhere(self, node, entry) -> str:
+        """" (engine.py:13, run by `evaluate(model, val_loader)`)" for a node of another file that the call
+        `entry` of this file leads to; "" without an entry."""
+        if entry is None:
+            return ""
+        call = self.code(entry)
+        if len(call) > 60:
+            call = f"{self.code(entry.func)}(...)"
+        return f" ({self.at(node)}, run by `{call}`)"
 
     def code(self, node) -> str:
         """The source of a node on one line, for messages."""

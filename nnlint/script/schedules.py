@@ -47,6 +47,12 @@ _NAMES_LR = re.compile(r"lr|learning_rate", re.IGNORECASE)
 class SchedulerStep:
     call: cst.Call  # `scheduler.step(...)`
     where: StepContext
+    entry: cst.Call | None = None  # the call of the linted file that led to it, when it is in another file
+
+    @property
+    def site(self) -> cst.CSTNode:
+        """Where in the linted file to report this step."""
+        return self.entry or self.call
 
 
 @dataclass
@@ -157,7 +163,7 @@ class Schedules:
                 if len(functions) != 1:
                     continue
                 for scheduler in self._held(local, functions[0], by_call):
-                    self._add_step(scheduler, event.node, event.function, wheres)
+                    self._add_step(scheduler, event.node, event.function, wheres, event.entry)
         # Steps the timeline does not run (in a lambda: `add_event_handler(..., lambda e: scheduler.step())`)
         # still step the scheduler, somewhere `where` may not know.
         for call, function in self.index.calls:
@@ -165,11 +171,11 @@ class Schedules:
                 for scheduler in self._held(call.func.value, function, by_call):
                     self._add_step(scheduler, call, function, wheres)
 
-    def _add_step(self, scheduler: Scheduler, call: cst.Call, function, wheres: dict) -> None:
+    def _add_step(self, scheduler: Scheduler, call: cst.Call, function, wheres: dict, entry=None) -> None:
         if all(step.call is not call for step in scheduler.steps):
             if call not in wheres:
                 wheres[call] = self.length.where(call, function)
-            scheduler.steps.append(SchedulerStep(call, wheres[call]))
+            scheduler.steps.append(SchedulerStep(call, wheres[call], entry))
 
     @cached_property
     def decays(self) -> list[PeriodicDecay]:

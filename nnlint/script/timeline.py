@@ -109,7 +109,7 @@ class Timeline:
             for function in functions:
                 if function not in called and not self._nested(function):
                     frame = _Frame.top(function, home)
-                    if any(disables_grad(self.context, decorator.decorator) for decorator in function.decorators):
+                    if decorated_without_grad(self.context, function):
                         frame = frame.without_grad()
                     self.roots.append(Root(function, self._block(_body(function), frame)))
 
@@ -196,7 +196,7 @@ class Timeline:
             home, callee = self._callee(call, frame)
             if callee is not None and frame.can_inline(callee):
                 inner = frame.call(call, callee, self._renames(call, callee, home, frame), home)
-                if any(disables_grad(home.context, decorator.decorator) for decorator in callee.decorators):
+                if decorated_without_grad(home.context, callee):
                     inner = inner.without_grad()
                 items.extend(self._block(_body(callee), inner))
         return items
@@ -323,6 +323,12 @@ def disables_grad(context: FileContext, expr: cst.BaseExpression, by_name: bool 
         value = expr.args[0].value
         return isinstance(value, cst.Name) and value.value == "False"
     return False
+
+
+def decorated_without_grad(context: FileContext, function: cst.FunctionDef) -> bool:
+    """`@torch.no_grad()`, `@torch.inference_mode()`, or a decorator of the project named so (YOLOv5's
+    `@smart_inference_mode()`): a decorator's name says what it does more reliably than a `with` item's."""
+    return any(disables_grad(context, decorator.decorator, by_name=True) for decorator in function.decorators)
 
 
 def no_grad_nodes(context: FileContext, node: cst.CSTNode, by_name: bool = False) -> set[int]:
