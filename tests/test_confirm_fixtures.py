@@ -39,7 +39,7 @@ EXPECTED_STATUS = {
     ("confirm/model_wide.py", 10, "NN201"): "confirmed",  # runtime only: constant weights set by a helper
     ("confirm/model_wide.py", 15, "NN301"): "confirmed",  # runtime only: dropout in a helper of forward()
     ("confirm/eval_mode/train_regularised.py", 18, "NN302"): "confirmed",  # BatchNorm1d and Dropout, named
-    ("confirm/eval_mode/train_plain.py", 18, "NN302"): "refuted",  # Linear and ReLU: the mode changes nothing
+    ("confirm/eval_mode/train_plain.py", 18, "NN302"): "refuted",  # reads self.training, same output in both modes
     ("confirm/new_layer/finetune.py", 20, "NN407"): "confirmed",  # head.weight, head.bias in no param group
     ("confirm/new_layer/finetune.py", 30, "NN407"): "unverifiable",  # nn.Linear(hidden, 5): hidden unknown
     ("confirm/frozen_bn/train_linear_probe.py", 21, "NN305"): "confirmed",  # backbone.1's statistics move
