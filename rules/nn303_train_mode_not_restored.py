@@ -96,6 +96,28 @@ def main():
             """
 import torch
 
+def train_one_epoch(model, loader, optimizer, loss_scaler, set_training_mode=True):
+    model.train(set_training_mode)
+    for samples, targets in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(samples), targets)
+        loss_scaler(loss, optimizer, parameters=model.parameters())
+
+def evaluate(loader, model):
+    model.eval()
+    with torch.no_grad():
+        return [model(images) for images, _ in loader]
+
+for epoch in range(300):
+    train_one_epoch(model, train_loader, optimizer, loss_scaler)
+    evaluate(val_loader, model)
+""",
+            note="DeiT: `model.train(set_training_mode)` sets the mode from a flag each epoch (not known to be eval)",
+        ),
+        Example(
+            """
+import torch
+
 def train_epoch(net, loader, opt):
     net.train()
     for x, y in loader:

@@ -47,9 +47,18 @@ class MissingZeroGrad(Rule):
     name = "missing-zero-grad"
     severity = "error"
     summary = "A training loop calls backward() and step() but never zeroes the gradients"
-    triggers = ("backward",)
+    triggers = ("backward", "scaler(")  # timm's loss_scaler(loss, optimizer) back-propagates too
 
     bad = [
+        Example(
+            """
+def train_one_epoch(model, loader, optimizer, loss_scaler):
+    for samples, targets in loader:
+        loss = criterion(model(samples), targets)
+        loss_scaler(loss, optimizer, clip_grad=1.0, parameters=model.parameters())  # <--
+""",
+            note="timm's NativeScaler back-propagates and steps in one call (DeiT, MAE, ConvNeXt)",
+        ),
         Example(
             """
 import torch

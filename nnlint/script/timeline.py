@@ -22,9 +22,9 @@ from nnlint.script.index import FileIndex
 from nnlint.script.roles import MODEL, OPTIMIZER, SCHEDULER, Roles, argument_for, _unwrap
 from nnlint.tree import child_nodes, descendants
 
-ZERO_GRAD, BACKWARD, CLIP, STEP, SCHEDULER_STEP, EVAL, TRAIN, MODEL_CALL, CREATE, NEXT_BATCH = (
-    "zero_grad", "backward", "clip", "step", "scheduler.step", "eval", "train", "model call", "create",
-    "next(iter(loader))",
+ZERO_GRAD, BACKWARD, CLIP, STEP, SCHEDULER_STEP, EVAL, TRAIN, SET_MODE, MODEL_CALL, CREATE, NEXT_BATCH = (
+    "zero_grad", "backward", "clip", "step", "scheduler.step", "eval", "train", "train(flag)", "model call",
+    "create", "next(iter(loader))",
 )  # fmt: skip
 _CLIP_FUNCTIONS = ("clip_grad_norm_", "clip_grad_value_", "clip_grad_norm", "clip_grad_value")
 _BACKWARD_FUNCTIONS = ("backward", "manual_backward")  # torch.autograd.backward, accelerator/fabric/Lightning
@@ -190,6 +190,7 @@ class Timeline:
         """The events of the calls in an expression or simple statement, innermost (first evaluated) first."""
         items: list[Item] = []
         for call in _calls_post_order(node):
+            items.extend(self._scaler_step(call, frame))
             event = self._event(call, frame)
             if event is not None:
                 items.append(event)
@@ -246,10 +247,11 @@ class Timeline:
                 return self._step(call, receiver, frame)
             if method in ("eval", "train") and not call.args:
                 return self._mode(call, receiver, EVAL if method == "eval" else TRAIN, frame)
-            if method == "train" and len(call.args) == 1 and isinstance(call.args[0].value, cst.Name):
-                flag = call.args[0].value.value
-                if flag in ("True", "False"):
-                    return self._mode(call, receiver, TRAIN if flag == "True" else EVAL, frame)
+            if method == "train" and len(call.args) == 1:  # `train(False)`; `train(is_training)`: either mode
+                flag = call.args[0].value
+                literal = flag.value if isinstance(flag, cst.Name) and flag.value in ("True", "False") else None
+                kind = {"True": TRAIN, "False": EVAL}.get(literal, SET_MODE)
+                return self._mode(call, receiver, kind, frame)
         if isinstance(func, cst.Name) and "zero_grad" in func.value:
             return frame.event(ZERO_GRAD, call, None)
         if isinstance(func, cst.Name) and func.value == "next" and len(call.args) == 1:
@@ -263,6 +265,19 @@ class Timeline:
         if isinstance(func, (cst.Name, cst.Attribute)) and frame.home.roles.is_(func, frame.function, MODEL):
             return frame.event(MODEL_CALL, call, self._subject(func, frame))
         return None
+
+    def _scaler_step(self, call: cst.Call, frame: _Frame) -> list[Event]:
+        """`loss_scaler(loss, optimizer, ...)`: timm's NativeScaler (DeiT, MAE, ConvNeXt) back-propagates
+        the loss and steps the optimizer in one call."""
+        name = dotted_name(call.func) or ""
+        positional = [arg.value for arg in call.args if arg.keyword is None and not arg.star]
+        if "scaler" not in name.rpartition(".")[2].lower() or len(positional) < 2:
+            return []
+        role = frame.home.roles.of(positional[1], frame.function)
+        if role is None or role.role != OPTIMIZER:
+            return []
+        return [frame.event(BACKWARD, call, self._subject(positional[0], frame)),
+                frame.event(STEP, call, self._subject(positional[1], frame))]  # fmt: skip
 
     def _step(self, call: cst.Call, receiver: cst.BaseExpression, frame: _Frame) -> Event | None:
         role = frame.home.roles.of(receiver, frame.function)

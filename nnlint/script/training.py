@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from nnlint.script.timeline import (
-    BACKWARD, CREATE, EVAL, MODEL_CALL, STEP, TRAIN, Branch, Event, Item, Loop, Root, Timeline, events,
+    BACKWARD, CREATE, EVAL, MODEL_CALL, SET_MODE, STEP, TRAIN, Branch, Event, Item, Loop, Root, Timeline, events,
 )  # fmt: skip
 
 TRAIN_MODE, EVAL_MODE, UNKNOWN_MODE = "train", "eval", "unknown"
@@ -22,6 +22,7 @@ TRAIN_MODE, EVAL_MODE, UNKNOWN_MODE = "train", "eval", "unknown"
 Modes = frozenset[tuple[str, Event | None]]
 _CREATED = frozenset({(TRAIN_MODE, None)})
 _UNKNOWN = frozenset({(UNKNOWN_MODE, None)})
+_MODE_SET_BY = {EVAL: EVAL_MODE, TRAIN: TRAIN_MODE, CREATE: TRAIN_MODE, SET_MODE: UNKNOWN_MODE}
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,8 @@ class Training:
     def _run(self, items: list[Item], state: dict, default: Modes, record: bool) -> dict:
         for item in items:
             if isinstance(item, Event):
-                if item.kind in (EVAL, TRAIN, CREATE) and item.subject:
-                    state = {**state, item.subject: frozenset({(EVAL_MODE if item.kind == EVAL else TRAIN_MODE, item)})}
+                if item.kind in (EVAL, TRAIN, CREATE, SET_MODE) and item.subject:
+                    state = {**state, item.subject: frozenset({(_MODE_SET_BY[item.kind], item)})}
                 elif item.kind in (MODEL_CALL, BACKWARD) and record:
                     self._observed.setdefault(item.node, set()).update(_mode_of(state, item.subject, default))
             elif isinstance(item, Loop):
