@@ -11,6 +11,8 @@ _FUNCTIONAL_DROPOUTS = {
     }.items()
 }  # fmt: skip
 # Monte-Carlo dropout modules keep dropout on at inference on purpose.
+# torch.dropout & co. require `train`, so a literal True there is no sign of deliberate MC dropout.
+_TORCH_DROPOUTS = {f"torch.{name}" for name in ("dropout", "alpha_dropout", "feature_dropout", "feature_alpha_dropout")}
 
 
 class FunctionalDropoutAlwaysOn(Rule):
@@ -18,7 +20,10 @@ class FunctionalDropoutAlwaysOn(Rule):
     ## What it does
     Flags `F.dropout` (and `dropout1d/2d/3d`, `alpha_dropout`,
     `feature_alpha_dropout`) called inside a module's `forward` without a
-    `training=` argument.
+    `training=` argument, and `torch.dropout(x, p, train=True)` (and
+    `torch.alpha_dropout` & co.) there: `train` is required by those, so
+    `True` is what a port of `F.scaled_dot_product_attention`'s reference
+    code writes, not a choice of Monte-Carlo dropout.
 
     ## Why is this bad?
     The functional form does not know about `model.eval()`: its `training`
@@ -104,14 +109,27 @@ class GCN:
 """,
             note="a configuration flag is not the mode; a dropout that runs only in eval is still on in eval",
         ),
+        Example(
+            """
+import torch
+
+class Attention(torch.nn.Module):
+    def forward(self, attn):
+        attn = torch.dropout(attn, self.p, train=True)  # <--
+        return torch.feature_alpha_dropout(attn, 0.1, True)  # <--
+""",
+            note="torch.dropout requires `train`: a literal True there is not a deliberate MC-dropout choice",
+        ),
     ]
     good = [
         Example(
             """
+import torch
 import torch.nn.functional as F
 
 class Net:
     def forward(self, x):
+        x = torch.dropout(x, 0.5, train=self.training)
         return F.dropout(x, 0.5, training=self.training)
 """,
             note="trap: training=self.training follows eval()",
@@ -180,17 +198,40 @@ class LockedDropout:
         ),
         Example(
             """
+import torch
 import torch.nn.functional as F
 
 class MCDropoutNetwork:
     def forward(self, x):
-        return self.fc2(F.dropout(self.fc1(x), 0.5))
+        return self.fc2(F.dropout(self.fc1(x), 0.5)) + torch.dropout(x, 0.5, True)
 """,
             note="trap: a Monte-Carlo dropout model keeps dropout on at inference on purpose",
+        ),
+        Example(
+            """
+import torch
+
+class Attention(torch.nn.Module):
+    def scaled_dot_product_attention(self, query, key, value, dropout_p=0.0):
+        attn_weight = torch.softmax(query @ key.transpose(-2, -1), dim=-1)
+        attn_weight = torch.dropout(attn_weight, dropout_p, train=True)
+        return attn_weight @ value
+
+    def forward(self, q, k, v):
+        return self.scaled_dot_product_attention(q, k, v, self.p if self.training else 0.0)
+""",
+            note="torch's reference SDPA copied as a helper: the caller decides dropout_p (the runtime check sees it)",
         ),
     ]
 
     def visit_Call(self, node: cst.Call) -> None:
+        if self.context.call_name(node) in _TORCH_DROPOUTS:
+            train = next((arg.value for arg in node.args if arg.keyword and arg.keyword.value == "train"), None)
+            train = node.args[2].value if train is None and len(node.args) > 2 and not node.args[2].keyword else train
+            if isinstance(train, cst.Name) and train.value == "True" and self._in_forward() and not self._only_runs_in_training(node):
+                function = self.context.call_name(node)
+                self.report(node, f"`{function}(..., train=True)` in forward() stays on after model.eval(); pass train=self.training")
+            return
         training_position = _FUNCTIONAL_DROPOUTS.get(self.context.call_name(node))
         if training_position is None or not self._in_forward() or self._only_runs_in_training(node):
             return
@@ -246,6 +287,13 @@ class MCDropoutNetwork:
             return refuted(f"in eval(), two forwards of {probe} agree exactly", model=model.name)
         site = run.first_random_site
         data = {"model": model.name, "input": model.probe.describe_input(), "max_difference": run.max_difference}
+        here = run.random_at(finding.path, finding.line)  # each random call judged with those before it replayed
+        if here is not None and here[0] != site:
+            data["max_difference"] = here[2]
+            return confirmed(f"in eval(), two forwards of {probe} differ at this call by up to {here[2]:.3g} "
+                             f"with the random calls before it (first at line {site.line}) replayed", **data)  # fmt: skip
+        if here is None and any((s.path, s.line) == (finding.path, finding.line) for s in run.judged_sites):
+            return refuted(f"in eval(), two forwards of {probe} agree at this call, with the random calls before it replayed", **data)
         if (site.path, site.line) != (finding.path, finding.line):
             return unverifiable(f"in eval() {probe} is random, but first at line {site.line}, before this call", **data)
         return confirmed(

@@ -1,5 +1,6 @@
 import libcst as cst
 
+from nnlint.confirm.protocol import ProbeFinding, Verdict
 from nnlint.rule import Example, Rule
 from nnlint.script import script_model
 from nnlint.script.dataflow import CUT, LIVE, UNKNOWN
@@ -40,6 +41,20 @@ class GraphBrokenBeforeLoss(Rule):
     ## Known problems
     The loss is followed within one function; a loss computed by a helper
     the file does not define is not judged.
+
+    ## Runtime confirmation
+    `--confirm` cannot run a training loop, so it runs the step you name:
+    `training-step = "pkg.module:function"` in `[tool.nnlint.confirm]`, a
+    function taking no arguments that returns `(model, loss)`, the model
+    being trained and the loss of one batch computed as the training step
+    computes it, before `backward()`. It is imported as model factories are
+    (definitions only), called once with the configured seed, then
+    `loss.backward()` runs: **confirmed** when none of the model's parameter
+    tensors gets a non-zero gradient (or the loss does not even require
+    grad), with the step, the loss value and the number of parameter
+    tensors; **refuted** when some do (how many); **unverifiable** when no
+    step is configured (the evidence says what to add) or it raises. One
+    configured step judges every NN508 finding of the project.
     """
 
     code = "NN508"
@@ -151,4 +166,11 @@ for x, y in loader:
                 f"line {script.line(cut.node)}): no gradient reaches the model and optimizer.step() changes nothing; "
                 "compute the loss from the model output itself",
             )
+
+    @staticmethod
+    def runtime_check(finding: ProbeFinding, session) -> Verdict:
+        """One backward on the configured training step: does any parameter of its model get a gradient?"""
+        from nnlint.confirm.training_step import gradient_reach
+
+        return gradient_reach(session)
 

@@ -44,6 +44,24 @@ EXPECTED_STATUS = {
     ("confirm/new_layer/finetune.py", 30, "NN407"): "unverifiable",  # nn.Linear(hidden, 5): hidden unknown
     ("confirm/frozen_bn/train_linear_probe.py", 21, "NN305"): "confirmed",  # backbone.1's statistics move
     ("confirm/frozen_bn/train_fixed_statistics.py", 21, "NN305"): "refuted",  # BatchNorm2d(momentum=0.0)
+    # blind_spots: a (B, F) input is judged; look-alikes (BatchNorm1d, attention or a GRU over one unbatched
+    # sequence, a correct head split, a zero head, MC dropout) give nothing
+    ("confirm/blind_spots/batch_stats.py", 16, "NN102"): "confirmed",  # runtime only: x.mean(0) / x.std(0)
+    ("confirm/blind_spots/batch_stats.py", 27, "NN102"): "confirmed",  # runtime only: torch.softmax(..., dim=0)
+    ("confirm/blind_spots/batch_stats.py", 32, "NN102"): "confirmed",  # runtime only: .softmax(dim=0)
+    ("confirm/blind_spots/heads.py", 18, "NN101"): "confirmed",  # runtime only: (b, t, c) read as (b, heads, t, dh)
+    ("confirm/blind_spots/heads.py", 19, "NN101"): "confirmed",
+    ("confirm/blind_spots/init_writes.py", 9, "NN201"): "confirmed",  # .data.fill_ in a function given to apply()
+    ("confirm/blind_spots/init_writes.py", 30, "NN201"): "confirmed",  # runtime only: copy_ in a modules() loop
+    ("confirm/blind_spots/raw_params.py", 11, "NN201"): "confirmed",  # input traced from `x @ self.W1`
+    ("confirm/blind_spots/dropouts.py", 16, "NN301"): "confirmed",
+    ("confirm/blind_spots/dropouts.py", 17, "NN301"): "confirmed",  # the second, with the first replayed
+    ("confirm/blind_spots/dropouts.py", 18, "NN301"): "refuted",  # p=0.0, after two random ones
+    ("confirm/structure/unregistered.py", 10, "NN203"): "confirmed",  # 3 Linears in a plain list
+    ("confirm/structure/unregistered.py", 23, "NN203"): "refuted",  # the listed heads are registered too
+    ("confirm/structure/fresh_layer.py", 13, "NN204"): "confirmed",  # a new random Linear every forward
+    ("confirm/structure/fresh_layer.py", 23, "NN204"): "refuted",  # a constant kernel: the same every call
+    ("confirm/training_step/train.py", 10, "NN508"): "unverifiable",  # no training-step configured from here
 }
 
 
@@ -231,3 +249,15 @@ def test_a_first_linear_that_rejects_b_f_is_probed_as_a_sequence(confirmed_repor
     tagger = next(f for f in confirmed_report.json()["findings"] if (f["path"], f["line"]) == ("confirm/batch_mixing.py", 91))
     assert "FrameTagger's output for sample" in tagger["evidence"]["summary"]
     assert "float[5, 37, 12]" in tagger["evidence"]["summary"]  # Linear(12) first: (B, 12) rejected, (B, T, 12) taken
+
+
+def test_blind_spots_say_what_they_read(confirmed_report):
+    """The evidence says how a 2-d input was read, what split the heads, and what input was traced."""
+    found = {(f["path"].rpartition("/")[2], f["line"]): f["evidence"] for f in confirmed_report.json()["findings"]}
+    assert "float[5, 16] read as (batch, features)" in found["batch_stats.py", 16]["summary"]
+    heads = found["heads.py", 18]
+    assert heads["split_shape"] == [5, 37, 4, 8] and heads["permutation"] == [0, 2, 1, 3]
+    assert "reshape(5, 37, 4, 8).transpose(1, 2)" in heads["summary"]
+    assert "`self.W1` (16, 32) in its `@` with the input at raw_params.py:16" in found["raw_params.py", 11]["summary"]
+    assert "with the random calls before it (first at line 16) replayed" in found["dropouts.py", 17]["summary"]
+

@@ -99,3 +99,30 @@ def test_evidence_lists_at_most_four_names_then_counts_the_rest():
     assert listed(["bn1"]) == "bn1"
     assert listed(["a", "b", "c", "d"]) == "a, b, c, d"
     assert listed(["a", "b", "c", "d", "e", "f"]) == "a, b, c, d and 2 more"
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "kind"),
+    [
+        ((5, 37, 32), (5, 4, 37, 8), REORDER),  # heads split off the channels, put before the tokens
+        ((5, 37, 96), (5, 3, 4, 37, 8), REORDER),  # qkv and heads, before the tokens
+        ((5, 37, 32), (5, 37, 4, 8), FINE),  # the split in order: transpose after
+        ((5, 37, 96), (5, 37, 3, 4, 8), FINE),
+        ((5, 6, 4), (5, 8, 3), AMBIGUOUS),  # a factor merged with a whole dim: no reading
+    ],
+)
+def test_reshapes_that_split_a_dim_and_move_its_parts(before, after, kind):
+    assert decode(before, after).kind == kind
+
+
+def test_a_split_reorder_names_the_view_and_transpose_that_were_meant():
+    decoding = decode((5, 37, 32), (5, 4, 37, 8))
+    assert decoding.split == (5, 37, 4, 8) and decoding.permutation(3) == (0, 2, 1, 3)
+    assert decoding.fix("view", 3) == "write view(5, 37, 4, 8).transpose(1, 2) instead"
+    assert "output dim 1 (4) is part 1 of 2 of input dim 2 (32 = 4x8)" in decoding.explain((5, 37, 32), (5, 4, 37, 8))
+    assert decode((5, 192, 37, 29), (5, 1073, 192)).fix("view", 4) == "permute(0, 2, 3, 1) first"
+
+
+def test_a_merge_and_split_in_memory_order_is_not_a_reorder_where_small_sizes_coincide():
+    # timm mobilevit's unfold: (B, C, H, W) -> (B*C*n_h, p_h, n_w, p_w) with H = 4, W = 2, patches 2x2.
+    assert decode((5, 80, 4, 2), (800, 2, 1, 2)).kind == AMBIGUOUS

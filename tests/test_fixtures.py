@@ -32,6 +32,7 @@ LOOP_BUGS = [
     ("loop_bugs/finetune.py", 47, "NN506", "running_loss += loss"),  # keeps each batch's graph
     ("loop_bugs/train.py", 34, "NN303", "model.eval()"),  # in validate(), called after each epoch's training
     ("loop_bugs/train.py", 41, "NN602", "next(iter(loader))"),  # in warm_up's step loop
+    ("loop_bugs/train.py", 44, "NN502", "probs.log()"),  # probs = model(images).softmax(1) on the line before
     ("loop_bugs/train.py", 45, "NN508", "loss.backward()"),  # on torch.tensor(...item(), requires_grad=True)
     ("loop_bugs/train.py", 61, "NN403", "scheduler.step()"),  # at the top of the epoch, before train_epoch
 ]

@@ -168,10 +168,11 @@ def test_a_factory_is_built_with_the_arguments_of_its_config_entry(project, nnli
 
 
 @needs_torch
-def test_input_on_the_command_line_feeds_a_model_whose_input_cannot_be_inferred(project, nnlint):
+def test_a_model_without_a_first_layer_is_probed_on_the_input_its_first_parameter_takes(project, nnlint):
     inferred = nnlint("probe", "pkg.nets:Bag")
-    assert inferred.exit_code == 2 and "cannot be inferred" in inferred.stderr
-    given = nnlint("probe", "pkg.nets:Bag", "--input", "float[B,6]", "--format", "json")
+    assert inferred.exit_code == 0, inferred.stderr
+    assert "input float[5, 6] (from the first parameter its input meets: `self.weight` (6, 4) in its `@`" in inferred.stderr
+    given = nnlint("probe", "pkg.nets:Bag", "--input", "float[B,6]", "--format", "json")  # the input given still wins
     assert given.exit_code == 0, given.stderr
     assert given.json()["findings"] == []
 

@@ -47,6 +47,13 @@ def _run_job(job: dict, project: dict, on_model: Callable[[str], None]) -> dict:
             traceback.print_exc()
             what = f"sys.exit({error.code!r})" if isinstance(error, SystemExit) else f"{type(error).__name__}: {error}"
             failed = [f"loading or probing it raised {what}"]
+        else:  # the R-only check of models declared with a loss in the configuration (NN505)
+            from nnlint.confirm.initial_loss import initial_loss_findings
+
+            try:
+                found.extend(initial_loss_findings(session))
+            except Exception as error:  # a model fails this forward: said, the other findings kept
+                failed.append(f"the initial loss probe (NN505) raised {type(error).__name__}: {str(error)[:200]}")
     verdicts = {}
     for record in job["findings"]:
         finding = ProbeFinding(record["code"], record["path"], record["line"], record["message"], record["facts"] or {})

@@ -15,19 +15,27 @@ from nnlint.confirm.session import ModelRecord, ProbeSession
 
 
 def eval_randomness(session: ProbeSession, record: ModelRecord) -> list[RuntimeFinding]:
-    """The NN301 finding at the first call whose output differs between two eval forwards of the
-    record's model, when that call is a dropout of the session's files that is not deliberate."""
+    """The NN301 finding at each call whose output differs between two eval forwards of the record's model
+    (the random calls before it replayed, see session._Replay), when that call is a dropout of the
+    session's files that is not deliberate."""
     run = session.eval_determinism(record)
-    site, call = run.first_random_site, run.first_random_call or ""
-    if run.deterministic or site is None or "dropout" not in call or not session.owns(site.path):
-        return []
-    if _deliberate_dropout(site):
-        return []
+    found = []
     probe = f"{record.name} on {record.probe.describe_input()}"
-    evidence = f"in eval(), two forwards of {probe} differ by up to {run.max_difference:.3g}, first at this {call}()"
-    data = {"model": record.name, "input": record.probe.describe_input(), "max_difference": run.max_difference, "call": call}
-    message = f"`{call}` stays on after model.eval(); pass training=self.training or use an nn.Dropout module"
-    return [RuntimeFinding("NN301", site.path, site.line, message, evidence, data)]
+    for index, (site, call, difference) in enumerate(run.random_sites):
+        if "dropout" not in call or not session.owns(site.path) or _deliberate_dropout(site):
+            continue
+        if index == 0:
+            evidence = f"in eval(), two forwards of {probe} differ by up to {difference:.3g}, first at this {call}()"
+        else:
+            first = run.random_sites[0][0]
+            evidence = (
+                f"in eval(), two forwards of {probe} differ at this {call}() by up to {difference:.3g}, "
+                f"with the random calls before it (first at line {first.line}) replayed"
+            )
+        data = {"model": record.name, "input": record.probe.describe_input(), "max_difference": difference, "call": call}
+        message = f"`{call}` stays on after model.eval(); pass training=self.training or use an nn.Dropout module"
+        found.append(RuntimeFinding("NN301", site.path, site.line, message, evidence, data))
+    return found
 
 
 def _deliberate_dropout(site: Site) -> bool:

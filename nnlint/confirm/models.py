@@ -88,7 +88,7 @@ def parse_input_spec(text: str) -> InputSpec:
     return InputSpec("float" if dtype == "float" else "long", dims, int(high) if high else None, "from config")
 
 
-def infer_input(model: nn.Module) -> InputSpec:
+def infer_input(model: nn.Module, user_files: frozenset[str] | set[str] = frozenset()) -> InputSpec:
     """The input the model's first layer takes (DESIGN.md "Input inference")."""
     for name, layer in model.named_modules():
         where = f"from its first layer {name} ({type(layer).__name__})"
@@ -102,7 +102,16 @@ def infer_input(model: nn.Module) -> InputSpec:
         if isinstance(layer, nn.RNNBase):
             dims: list[int | str] = ["B", "T", layer.input_size] if layer.batch_first else ["T", "B", layer.input_size]
             return InputSpec("float", dims, origin=where)
-    raise BuildError("its input cannot be inferred (no Conv, Linear, Embedding or RNN layer found)")
+    from nnlint.confirm.first_parameter import first_parameter_input  # raw nn.Parameters: a cheap trace
+
+    found = first_parameter_input(model, frozenset(user_files))
+    if found is not None:
+        rank, features, how = found
+        return InputSpec("float", ["B", *["T"][: rank - 2], features], origin=f"from the first parameter its input meets: {how}")
+    raise BuildError(
+        "its input cannot be inferred (no Conv, Linear, Embedding or RNN layer found, "
+        "and no product of its input with a parameter on a trial forward)"
+    )
 
 
 def as_sequence(spec: InputSpec) -> InputSpec | None:
@@ -138,7 +147,8 @@ class ProbeModel:
 
     def describe_input(self, probe: int = 0) -> str:
         square = " (square: it rejects other sizes)" if self.square else ""
-        return self.spec.describe(self._sizes(probe)) + square
+        traced = f" ({self.spec.origin})" if self.spec.origin.startswith("from the first parameter") else ""
+        return self.spec.describe(self._sizes(probe)) + square + traced
 
     def _sizes(self, probe: int) -> list[int]:
         return self.spec.sizes(probe, self.square, self.second_sizes if probe == 1 else None)

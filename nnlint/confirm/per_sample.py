@@ -58,6 +58,9 @@ _REDUCTIONS = frozenset({
 })  # fmt: skip
 _DIM_REQUIRED = frozenset({"cumsum", "cumprod", "logcumsumexp", "logsumexp"})
 _DIM_AFTER_P = frozenset({"norm", "vector_norm", "normalize"})  # f(input, p, dim)
+_CUMULATIVE = frozenset({"cumsum", "cumprod", "logcumsumexp", "cummax", "cummin"})  # a scan reads a dim as time
+# Products of two tensors: when both come from the input, one position attends to the others (q @ k^T).
+_PRODUCTS = frozenset({"matmul", "__matmul__", "__rmatmul__", "mm", "bmm", "einsum", "baddbmm", "scaled_dot_product_attention"})
 _NO_DIM = object()
 
 
@@ -134,6 +137,7 @@ class ProbeTracer(CallWatcher):
         self.reductions: list[Reduction] = []
         self.embedding_outputs: list[torch.Tensor] = []
         self.sites_run: set[Site] = set()
+        self.content_products: list[tuple[str, Site | None]] = []  # products of two tensors from the input
 
     def _carry(self, value: Any) -> None:
         for tensor in tensors_in(value):
@@ -152,6 +156,8 @@ class ProbeTracer(CallWatcher):
             if name in _REDUCTIONS:
                 self._record_reduction(name, args, kwargs, result, site)
         if self._carries([list(args), kwargs]):
+            if name in _PRODUCTS and sum(id(t) in self._carrying for t in tensors_in([list(args), kwargs])) >= 2:
+                self.content_products.append((name, site))
             if name in _EMBEDDINGS and isinstance(result, torch.Tensor) and result.is_floating_point():
                 # The gradient is read at this leaf; the model goes on with a copy it may modify in place.
                 leaf = result.detach().requires_grad_(True)
@@ -201,6 +207,7 @@ class BatchCoupling:
     reductions: list[Reduction] = field(default_factory=list)
     sites_run: set[Site] = field(default_factory=set)
     passes: int = 0
+    content_products: list[tuple[str, Site | None]] = field(default_factory=list)  # see ProbeTracer
 
     @property
     def mixing_calls(self) -> list[Reduction]:
@@ -321,6 +328,7 @@ def batch_coupling(session: ProbeSession, record: ModelRecord) -> BatchCoupling:
         coupling.reason = probe
         return coupling
     coupling.reductions, coupling.sites_run = probe.tracer.reductions, probe.tracer.sites_run
+    coupling.content_products = probe.tracer.content_products
     coupling.gradient_at = probe.gradient_at
     watched = [(r, t) for r in coupling.reductions for t in r.results]
     groups = sample_groups(batch)
@@ -366,6 +374,43 @@ def _batch_certain(spec) -> bool:
     Embedding may be a sequence that attention or an RNN reads unbatched (or time-major), so that
     dependence "across samples" is dependence across steps; a configured or conv/RNN input is not."""
     return spec.origin == "from config" or len(spec.dims) >= 3
+
+
+def _features_2d(spec) -> bool:
+    """An inferred float[B, F] input (a first Linear, or the first parameter the input meets): dim 0 is
+    the batch or, for a model fed one unbatched sequence, time. `two_d_reading` decides which."""
+    return spec.origin != "from config" and spec.dtype == "float" and spec.dims[:1] == ["B"] and len(spec.dims) == 2
+
+
+_SEQUENCE_LAYERS = (nn.RNNBase, nn.MultiheadAttention, nn.Transformer, nn.TransformerEncoder, nn.TransformerDecoder,
+                    nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)  # fmt: skip
+
+
+def two_d_reading(module: nn.Module, coupling: BatchCoupling) -> tuple[bool, str]:
+    """(batch?, why) for a float[B, F] probe whose rows depend on each other.
+
+    Rows that mix are a bug of a (batch, features) model and the design of a model fed one (time,
+    features) sequence. What the model does with dim 0 tells them apart: a sequence model reads it
+    with a layer made for sequences (an RNN, attention), with a product of two tensors both computed
+    from the input (q @ k^T: positions attending to each other) or with a scan (cumsum); a
+    (batch, features) model that mixes rows does so only by a reduction over dim 0 (x.mean(0),
+    softmax(dim=0)). Only the second reading is reported, at those reductions."""
+    layers = [f"{name} ({type(layer).__name__})" for name, layer in module.named_modules() if isinstance(layer, _SEQUENCE_LAYERS)]
+    if layers:
+        return False, f"read as one (time, features) sequence: {layers[0]} reads dim 0 as time"
+    if coupling.content_products:
+        call, site = coupling.content_products[0]
+        where = f" at line {site.line}" if site is not None else ""
+        return False, f"read as one (time, features) sequence: `{call}` of two tensors from the input{where} lets rows attend to each other"
+    scans = [r for r in coupling.reductions if r.over_batch and r.call in _CUMULATIVE]
+    if scans:
+        return False, f"read as one (time, features) sequence: {scans[0].describe()} at line {scans[0].site.line} scans dim 0"
+    if not coupling.mixing_calls:
+        return False, "rows mix through no reduction over dim 0 written in the model's code"
+    return True, (
+        "read as (batch, features): the rows mix only through reductions over dim 0, "
+        "with no sequence layer, attention-like product or scan that would read dim 0 as time"
+    )
 
 
 # -- NN103: does an output depend on a later input? --------------------------------------------
@@ -527,13 +572,18 @@ def per_sample_findings(session: ProbeSession, static_findings: list[dict]) -> l
             found[code, site] = RuntimeFinding(code, site.path, site.line, message, evidence, data)
 
     for record in session.models:
-        # On a 2-d probe, dim 0 may not be the batch at all (a policy fed one unbatched state takes
-        # softmax over dim 0 rightly): only a static finding, which saw the batch, is judged there.
-        coupling = session.batch_coupling(record) if _batch_certain(record.probe.spec) else None
+        # On a 2-d probe, dim 0 may not be the batch at all (one unbatched sequence that attention reads
+        # over dim 0): what the model does with dim 0 decides (`two_d_reading`).
+        spec, reading = record.probe.spec, ""
+        two_d = not _batch_certain(spec) and _features_2d(spec)
+        coupling = session.batch_coupling(record) if _batch_certain(spec) or two_d else None
+        if coupling is not None and coupling.mixes and two_d:
+            batch, why = two_d_reading(record.probe.module, coupling)
+            coupling, reading = (coupling if batch else None), f" ({spec.describe(spec.sizes(0))} {why})"
         if coupling is not None and coupling.mixes:
             for call in coupling.mixing_calls:
                 if (call.site.path, call.site.line) not in judged:
-                    evidence = f"{coupling.evidence()}, through {call.describe()} at this line"
+                    evidence = f"{coupling.evidence()}, through {call.describe()} at this line{reading}"
                     message = f"`{call.call}` over the batch dim mixes samples"
                     add("NN102", call.site, message, evidence, coupling.data())
             if not coupling.mixing_calls and not _judged_in_forward(record.probe.module, judged):

@@ -74,3 +74,4 @@ class RuntimeFinding:
     message: str
     evidence: str
     data: dict[str, Any] = field(default_factory=dict)
+    status: str = CONFIRMED  # an R-only check also says what it refuted (shown with --show-refuted)

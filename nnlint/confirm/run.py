@@ -32,6 +32,7 @@ def sandbox_project(settings: Settings, options: ConfirmSettings, files: list[st
         "files": files,
         "seed": options.seed,
         "full_import": options.full_import,
+        "training_step": options.training_step,
         "models": model_entries(settings.models),
         "constructor_calls": calls,
     }
@@ -167,7 +168,7 @@ def _runtime_finding(record: dict, by_absolute: dict[str, Path], display: dict[P
     shown = display.get(by_absolute.get(record["path"]), record["path"])
     return Finding(
         rule.code, rule.name, rule.severity, f"{record['message']}: {record['evidence']}", shown,
-        record["line"], 1, record["line"] + 1, 1, status="confirmed",
+        record["line"], 1, record["line"] + 1, 1, status=record.get("status", "confirmed"),
         evidence={"summary": record["evidence"], **record["data"]},
     )  # fmt: skip
 

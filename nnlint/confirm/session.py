@@ -30,6 +30,7 @@ from nnlint.confirm.models import (
     infer_input,
     out_of_memory,
     parse_input_spec,
+    resolve_callable,
     shapes_only_reason,
 )
 from nnlint.confirm.safe_load import SafeImporter, module_name
@@ -38,7 +39,9 @@ from nnlint.confirm.safe_load import SafeImporter, module_name
 # user's code makes them (torch's own defaults, such as LayerNorm's weight of ones, are not the user's choice).
 INIT_CALLS = frozenset({
     "zeros_", "ones_", "constant_", "zero_", "fill_", "zeros", "ones", "full", "zeros_like", "ones_like", "full_like",
+    "copy_", "__setitem__", "new_zeros", "new_ones", "new_full",  # w.data.copy_(...), w[:] = 0.01, a new nn.Parameter
 })  # fmt: skip
+_CREATED = frozenset({"zeros", "ones", "full", "zeros_like", "ones_like", "full_like", "new_zeros", "new_ones", "new_full"})
 
 
 @dataclass
@@ -57,6 +60,13 @@ class Determinism:
     first_random_site: Site | None
     sites_run: set[Site] = field(default_factory=set)
     first_random_call: str | None = None  # the torch function that ran there, e.g. "dropout"
+    # Every call found random, in order: (site, call, max |difference| of its output). The second forward
+    # replays each random call's output from the first, so that the calls after it are judged on their own.
+    random_sites: list[tuple[Site, str, float]] = field(default_factory=list)
+    judged_sites: set[Site] = field(default_factory=set)  # run before anything stopped the replay
+
+    def random_at(self, path: str, line: int) -> tuple[Site, str, float] | None:
+        return next((found for found in self.random_sites if (found[0].path, found[0].line) == (path, line)), None)
 
 
 @dataclass
@@ -89,6 +99,7 @@ class ProbeSession:
         self.user_files = set(project["files"])
         self.seed = int(project["seed"])
         self.full_import = bool(project["full_import"])
+        self.training_step: str | None = project.get("training_step")  # NN508's, "pkg.module:function"
         self.configured_models: dict[str, dict] = project["models"]
         self.constructor_calls: dict[str, list[dict]] = project["constructor_calls"]
         self.unbuilt: dict[str, str] = {}  # class name -> why it could not be built or probed
@@ -96,19 +107,33 @@ class ProbeSession:
         self.memory_mb: int | None = project.get("memory_mb")  # the probe process's cap, for messages
         self.on_model: Callable[[str], None] = lambda name: None  # told each model as it is built (progress)
         self._built_by_name: dict[Any, ModelRecord | None] = {}  # models of other files, built on request
+        self._imports_prepared = False
         install_layout_hooks()  # before the user's modules import torch's functions by name
 
     # -- loading and building -------------------------------------------------------------
 
     @cached_property
     def module(self):
-        name, import_root = module_name(Path(self.path))
+        self._prepare_imports()
+        return importlib.import_module(module_name(Path(self.path))[0])
+
+    def _prepare_imports(self) -> None:
+        """The file's directory (or package root) and the project root on sys.path, safe loading on; once."""
+        if self._imports_prepared:
+            return
+        self._imports_prepared = True
+        _, import_root = module_name(Path(self.path))
         for entry in (str(import_root), str(self.root)):
             if entry not in sys.path:
                 sys.path.insert(0, entry)
         if not self.full_import:
             SafeImporter([self.root, import_root]).install()
-        return importlib.import_module(name)
+
+    def resolve(self, target: str) -> Callable:
+        """A configured `pkg.module:function` (a factory, a training step), imported as the file's own
+        modules are (models.resolve_callable: BuildError naming the missing part)."""
+        self._prepare_imports()
+        return resolve_callable(target)
 
     @cached_property
     def models(self) -> list[ModelRecord]:
@@ -128,7 +153,7 @@ class ProbeSession:
         init_calls: list[InitCall] = []
 
         def record_init(name, args, kwargs, result, site):
-            if name in ("zeros", "ones", "full", "zeros_like", "ones_like", "full_like"):
+            if name in _CREATED:
                 target = result
             else:  # nn.init.constant_ reaches the mode with its tensor as a keyword
                 target = args[0] if args else kwargs.get("tensor")
@@ -147,7 +172,7 @@ class ProbeSession:
                 init_calls.clear()
                 module, built_with = build(cls, configured, seen_calls, self.seed, device="meta")
                 shapes_only = shapes_only_reason(cls.__name__, module, self.memory_mb)
-            spec: InputSpec = parse_input_spec(configured["input"]) if "input" in configured else infer_input(module)
+            spec: InputSpec = parse_input_spec(configured["input"]) if "input" in configured else infer_input(module, self.user_files)
             probe = ProbeModel(cls.__name__, module, built_with, spec, causal=configured.get("causal", False))
             probe.shapes_only = shapes_only
             layout: dict[int, list[LayoutCall]] = {}
@@ -205,7 +230,11 @@ class ProbeSession:
         return [
             record for record in self.models
             if (shapes_will_do or not record.probe.shapes_only)
-            and any(_spans(type(sub), path, line) for sub in record.probe.module.modules())
+            and (
+                any(_spans(type(sub), path, line) for sub in record.probe.module.modules())
+                # an init function outside the classes (`self.apply(init)`, a loop over modules()) ran there
+                or any(call.site.path == path and call.site.line == line for call in record.init_calls)
+            )
         ]  # fmt: skip
 
     def owns(self, path: str) -> bool:
@@ -261,23 +290,21 @@ class ProbeSession:
                 for parameter in module.parameters():
                     if parameter.numel() > 1 and parameter.is_floating_point() and bool((parameter == parameter.flatten()[0]).all()):
                         parameter.copy_(torch.randn(parameter.shape, generator=generator))
-            runs = []
             torch.manual_seed(self.seed)  # the evidence must not depend on which probes ran before
-            for _ in range(2):
-                fingerprints: list[tuple[Site, str, float]] = []
-
-                def fingerprint(name, args, kwargs, result, site):
-                    tensors = [t for t in tensors_in(result) if t.is_floating_point()]
-                    fingerprints.append((site, name, sum(float(t.detach().double().sum()) for t in tensors)))
-
-                with torch.no_grad(), CallWatcher(self.user_files, fingerprint):
-                    output = module(record.probe.probe_input(0, self.seed))
+            replay = _Replay()
+            outputs = []
+            for run in (replay.record, replay.compare):
+                with torch.no_grad(), CallWatcher(self.user_files, run):
+                    outputs.append(tensors_in(module(record.probe.probe_input(0, self.seed))))
                     self.count_pass(record, "forward")
-                runs.append((fingerprints, tensors_in(output)))
-            (first, out1), (second, out2) = runs
+            out1, out2 = outputs
             difference = max((float((a - b).abs().max()) for a, b in zip(out1, out2) if a.numel()), default=0.0)
-            site, call, _ = next((a for a, b in zip(first, second) if a != b), (None, None, None))
-            record.determinism = Determinism(difference == 0.0, difference, site, {s for s, _, _ in first}, call)
+            difference = max([difference, *(found[2] for found in replay.random)])
+            site, call, _ = replay.random[0] if replay.random else (None, None, None)
+            sites_run = {s for s, _, _ in replay.first}
+            record.determinism = Determinism(
+                not replay.random and difference == 0.0, difference, site, sites_run, call, replay.random, replay.judged
+            )
         return record.determinism
 
     @contextmanager
@@ -312,6 +339,66 @@ class ProbeSession:
             with self.charging("NN103"):
                 record.causal_leak = per_sample.causal_leak(self, record, coupling)
         return record.causal_leak
+
+
+# Torch calls that draw random numbers: in the second eval forward, their output is replaced by the first's.
+_RANDOM_CALLS = frozenset({
+    "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", "feature_dropout",
+    "native_dropout", "bernoulli", "bernoulli_", "rand", "randn", "rand_like", "randn_like", "randint", "randint_like",
+    "randperm", "normal", "normal_", "uniform_", "multinomial", "poisson", "exponential_", "geometric_", "cauchy_",
+    "log_normal_", "random_", "rrelu", "rrelu_",
+})  # fmt: skip
+
+
+class _Replay:
+    """Two eval forwards, call by call: the first records each call's fingerprint (and the output of the
+    calls that draw random numbers); the second compares, and where a random call's output differs, puts
+    the first forward's output in its place, so that each later random call is judged on the same inputs
+    (two functional dropouts: both are found, not only the first). A differing call that draws nothing,
+    or control flow that parts, ends the comparison: what follows is its consequence."""
+
+    def __init__(self) -> None:
+        self.first: list[tuple[Site, str, float]] = []
+        self.kept: dict[int, list[torch.Tensor]] = {}
+        self.random: list[tuple[Site, str, float]] = []
+        self.judged: set[Site] = set()
+        self.index = 0
+        self.stopped = False
+
+    @staticmethod
+    def _fingerprint(result) -> float:
+        return sum(float(t.detach().double().sum()) for t in tensors_in(result) if t.is_floating_point())
+
+    def record(self, name, args, kwargs, result, site) -> None:
+        if name in _RANDOM_CALLS and not _passed_through(name, args, result):
+            self.kept[len(self.first)] = [t.detach().clone() for t in tensors_in(result)]
+        self.first.append((site, name, self._fingerprint(result)))
+
+    def compare(self, name, args, kwargs, result, site) -> None:
+        index, self.index = self.index, self.index + 1
+        if self.stopped or index >= len(self.first) or self.first[index][:2] != (site, name):
+            self.stopped = True
+            return
+        self.judged.add(site)
+        if self._fingerprint(result) == self.first[index][2]:
+            return
+        kept, now = self.kept.get(index), tensors_in(result)
+        same_shapes = kept is not None and [t.shape for t in kept] == [t.shape for t in now]
+        difference = max((float((a - b).abs().max()) for a, b in zip(kept, now) if a.numel()), default=0.0) if same_shapes else 0.0
+        self.random.append((site, name, difference))
+        if not same_shapes:
+            self.stopped = True  # nothing to replay: what follows differs because of this call
+            return
+        for tensor, value in zip(now, kept):
+            tensor.copy_(value)
+
+
+def _passed_through(name: str, args: tuple, result) -> bool:
+    """A dropout in eval (or with p=0) hands back its input: nothing drawn, nothing to keep."""
+    if name.endswith("_") or not args or not isinstance(args[0], torch.Tensor):
+        return False
+    outputs = tensors_in(result)
+    return len(outputs) == 1 and outputs[0].data_ptr() == args[0].data_ptr() and outputs[0].shape == args[0].shape
 
 
 def _spans(cls: type, path: str, line: int) -> bool:

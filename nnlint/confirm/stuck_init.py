@@ -21,6 +21,7 @@ model-wide probe (`stuck_findings`) share these verdicts.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from nnlint.confirm.session import ModelRecord, ProbeSession
 
 LEARNS = "learns"
+# Added, not multiplied: a zero bias blocks nothing (`bias`, and raw parameters named `b1`, `fc_b`, `bias_hh`).
+_BIAS = re.compile(r"^(bias\w*|\w*_bias|b\d*|\w*_b\d*)$")
 Gradients = dict[str, "torch.Tensor | None"]
 
 
@@ -47,8 +50,10 @@ class InitVerdict:
     set_here: dict[str, str]  # parameter -> "learns" / "no gradient" / "identical gradient rows"
     stuck: dict[str, str]  # the weight matrices among them that stay so, judged alone where it mattered
     unused: set[str]  # parameters the forward never used: no verdict
+    traced: str = ""  # the probe input, when it was traced from the first parameter it meets (said in the evidence)
 
     def evidence(self, model: str) -> str:
+        model = f"{model} on {self.traced}" if self.traced else model
         if not self.stuck:
             return f"after one backward of {model}, all {len(self.set_here)} weights set here learn and differ by unit"
         examples = ", ".join(f"{name} ({how})" for name, how in list(self.stuck.items())[:3])
@@ -81,6 +86,8 @@ def _judge(session: ProbeSession, record: ModelRecord) -> dict[Site, InitVerdict
             if name in suspects[site] and how[name] != LEARNS and gradients[name] is not None
         }  # fmt: skip
         verdicts[site] = InitVerdict(site, how, stuck, {name for name in names if gradients[name] is None})
+        if record.probe.spec.origin.startswith("from the first parameter"):
+            verdicts[site].traced = record.probe.describe_input()
     every_suspect = set().union(*suspects.values())
     alone: dict[frozenset[str], Gradients] = {}  # by the suspects kept: lines that set the same weights share it
     for verdict in verdicts.values():
@@ -170,7 +177,7 @@ def _redrawn_except(record: ModelRecord, seed: int, kept: set[str]) -> Iterator[
     with torch.no_grad():
         for name, parameter in module.named_parameters():
             initial = record.initial_parameters[name]
-            blocks = not bool(initial.any()) and name.rpartition(".")[2] != "bias"
+            blocks = not bool(initial.any()) and not _BIAS.match(name.rpartition(".")[2])
             if name not in kept and blocks:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator))
                 redrawn.append((parameter, initial))

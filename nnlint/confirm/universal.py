@@ -50,12 +50,14 @@ def describe_reorder(record: ModelRecord, call: LayoutCall) -> tuple[str, dict]:
     sentence = (
         f"on {record.name}'s probe, {call.call}() turns {call.input_shape} into {call.output_shape}: "
         f"{decoding.explain(call.input_shape, call.output_shape)}; that reorders dims, "
-        f"which a {call.call} cannot do: permute({', '.join(map(str, permutation))}) first"
+        f"which a {call.call} cannot do: {decoding.fix(call.call, len(call.input_shape))}"
     )
     data = {
         "model": record.name, "call": call.call, "input_shape": list(call.input_shape),
         "output_shape": list(call.output_shape), "permutation": list(permutation),
     }  # fmt: skip
+    if decoding.split:  # the input dims split first: `permutation` orders the split shape's dims
+        data["split_shape"] = list(decoding.split)
     return sentence, data
 
 

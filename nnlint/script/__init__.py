@@ -12,7 +12,8 @@
 - `statements`: order within one function: what runs after what, in which exclusive arm (`statements`);
 - `constants`: the numbers the file gives its names and settings (`constants`);
 - `length`: how long the run trains, and whether a line runs per batch or per epoch (`length`);
-- `schedules`: the LR schedulers and hand-written decays, and where each is stepped (`schedules`).
+- `schedules`: the LR schedulers and hand-written decays, and where each is stepped (`schedules`);
+- `outputs`: what each model's forward returns, and where a model's output meets a loss (`outputs`).
 
 Each part is built on first use, at the end of the traversal (rules ask from `leave_Module`, when the
 import table is complete), so a rule that needs only the roles never pays for the timeline.
@@ -31,6 +32,7 @@ from nnlint.script.index import FileIndex
 from nnlint.script.length import RunLength
 from nnlint.script.modules import mode_free
 from nnlint.script.objects import Objects
+from nnlint.script.outputs import Outputs
 from nnlint.script.roles import Roles
 from nnlint.script.schedules import Schedules
 from nnlint.script.statements import Statements
@@ -96,6 +98,12 @@ class Script:
     def objects(self) -> Objects:
         """Which object a name holds where it is read, and which of its assignments that read sees (`objects`)."""
         return Objects(self.index, self.flow)
+
+    @cached_property
+    def outputs(self) -> Outputs:
+        """What each model class's forward returns (softmax, log_softmax, sigmoid, logits) and where a
+        model's output meets a loss (`outputs`)."""
+        return Outputs(self)
 
     def mode_free(self, subject: str, scope) -> bool:
         """The model named `subject` (in `scope`) has no layer whose output depends on train/eval mode."""
