@@ -17,16 +17,14 @@ from typing import Any
 
 import pathspec
 
+from nnlint.confirm.settings import ConfirmSettings, model_entries
+from nnlint.errors import ConfigError  # raised here, and imported from here by the CLI
 from nnlint.rule import Rule, all_rules
 
 DEFAULT_MAX_FILE_SIZE = 2_000_000
 KNOWN_KEYS = {
     "select", "ignore", "extend-select", "per-file-ignores", "exclude", "max-file-size", "confirm", "models",
 }  # fmt: skip
-
-
-class ConfigError(Exception):
-    """A problem in the user's configuration or options; reported with exit code 2."""
 
 
 @dataclass
@@ -159,8 +157,6 @@ def load_settings(config_file: Path | None, cwd: Path) -> Settings:
     for key in ("confirm", "models"):
         if not isinstance(table.get(key, {}), dict):
             raise ConfigError(f"{where}: `{key}` must be a table ([tool.nnlint.{key}])")
-    from nnlint.confirm.settings import ConfirmSettings, model_entries  # it imports ConfigError from here
-
     try:
         ConfirmSettings.from_table(table.get("confirm", {}))
         model_entries(table.get("models", {}))

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from nnlint.names import ImportTable
-
-if TYPE_CHECKING:
-    from nnlint.project import Project
 
 T = TypeVar("T")
 
@@ -25,9 +22,26 @@ _STATEMENT_TYPES = (cst.SimpleStatementLine, cst.BaseCompoundStatement)
 _LOOP_TYPES = (cst.For, cst.While)
 
 
+class ProjectFiles(Protocol):
+    """The project around a linted file (nnlint.project.Project, which sits above the script model it
+    builds for its other files: that model is `Any` here). What rules and the script model ask of it."""
+
+    def contexts(self) -> list[FileContext]:
+        """The project files read so far."""
+        ...
+
+    def function(self, context: FileContext, call: cst.Call) -> tuple[Any, cst.FunctionDef] | None:
+        """(script model, function) of another project file that `call` runs."""
+        ...
+
+    def class_of(self, context: FileContext, expr: cst.BaseExpression) -> tuple[Any, cst.ClassDef] | None:
+        """(script model, class) of another project file that `expr` names."""
+        ...
+
+
 class FileContext:
     def __init__(
-        self, path: str, source: str, module: cst.Module, location: Path | None = None, project: Project | None = None
+        self, path: str, source: str, module: cst.Module, location: Path | None = None, project: ProjectFiles | None = None
     ) -> None:
         self.path = path
         # Where the file is on disk and the project around it: for following calls into other files.

@@ -7,28 +7,50 @@ module finds that file from the import (`from engine import ...`, `from .engine 
 `import utils.engine as engine`), below the project root only, and reads it once per process.
 
 A file is read only when a rule asks for a name it defines (a function the run calls, a model class),
-once per process; a function is followed only if its file's text can hold a training event (a
-`backward`, a `step`, a mode switch, a `no_grad` block).
+once per process; a function is followed only if its code can hold a training event (a `backward`, a
+`step`, a mode switch, a `no_grad` block), itself or through the functions of its file it calls.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import libcst as cst
 
 from nnlint.context import FileContext
-from nnlint.static import decode_source
+from nnlint.script import Script, script_model
+from nnlint.source import decode_source
 from nnlint.tree import walk_with_ancestors
 
-if TYPE_CHECKING:
-    from nnlint.script import Script
-
-# Text without any of these cannot change what a training run does; its functions are not followed.
-_TRAINING_WORDS = ("backward", "step(", "eval(", "train(", "zero_grad", "no_grad", "inference_mode")
+# Code without any of these cannot change what a training run does: a function of another file is
+# followed only if its code, or that of a function of its file it calls, has one.
+_TRAINING_WORDS = (
+    "backward(", "step(", ".eval()", ".train(", "zero_grad", "no_grad", "inference_mode", "scaler(", "grad = None",
+)  # fmt: skip
+# A file that runs training or evaluation names its data or epochs; calls are followed only from such
+# a file (a model definition's calls of the project's helpers change no training run).
+_RUN_WORDS = ("epoch", "loader", "Loader", "backward(", "zero_grad")
 _MAX_FILE_SIZE = 1_000_000
+
+
+@dataclass(frozen=True)
+class _Outline:
+    """What a file's text says before it is parsed: its top-level functions and classes, and whether it
+    has a training word at all (most imported files are never parsed)."""
+
+    functions: frozenset[str]
+    classes: frozenset[str]
+    trains: bool
+
+    @staticmethod
+    def of(text: str) -> _Outline:
+        return _Outline(
+            frozenset(re.findall(r"^(?:async\s+)?def\s+(\w+)", text, re.MULTILINE)),
+            frozenset(re.findall(r"^class\s+(\w+)", text, re.MULTILINE)),
+            any(word in text for word in _TRAINING_WORDS),
+        )
 
 
 class Project:
@@ -37,25 +59,47 @@ class Project:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self._texts: dict[Path, str | None] = {}
+        self._outlines: dict[Path, _Outline | None] = {}
         self._scripts: dict[Path, Script | None] = {}
+        self._relevant: dict[cst.FunctionDef, bool] = {}
+        self._files: dict[tuple[Path, str], Path | None] = {}
 
     def function(self, context: FileContext, call: cst.Call) -> tuple[Script, cst.FunctionDef] | None:
         """The module-level function of another project file that `call` runs, with that file's script
         model: `train_one_epoch(...)` after `from engine import train_one_epoch`, `engine.evaluate(...)`.
-        Only a file whose text can hold a training event is read for this."""
+        Only a function whose code can hold a training event is followed (most imported helpers, such as
+        timm's `trunc_normal_`, cannot: inlining them at each of their calls would only cost time)."""
+        if not context.shared(_RUN_WORDS, lambda: any(word in context.source for word in _RUN_WORDS)):
+            return None
         path, name = self._definition(context, call.func)
-        text = self._text(path) if path is not None else None
-        script = self._script(path) if text is not None and any(word in text for word in _TRAINING_WORDS) else None
+        outline = self._outline(path) if path is not None else None
+        if outline is None or name not in outline.functions or not outline.trains:
+            return None
+        script = self._script(path)
         if script is None:
             return None
         candidates = [f for f in script.index.functions.get(name, []) if f not in script.index.owner_class]
-        return (script, candidates[0]) if len(candidates) == 1 else None
+        if len(candidates) != 1 or not self._trains_or_evaluates(script, candidates[0], set()):
+            return None
+        return script, candidates[0]
+
+    def _trains_or_evaluates(self, script: Script, function: cst.FunctionDef, seen: set) -> bool:
+        """The function's code, or that of a function of its file it calls, has a training word."""
+        if function not in self._relevant:
+            seen.add(function)
+            code = script.context.module.code_for_node(function)
+            callees = {script.index.callee(call, caller) for call, caller in script.index.calls if caller is function}
+            self._relevant[function] = any(word in code for word in _TRAINING_WORDS) or any(
+                self._trains_or_evaluates(script, callee, seen) for callee in callees if callee is not None and callee not in seen
+            )
+        return self._relevant[function]
 
     def class_of(self, context: FileContext, expr: cst.BaseExpression) -> tuple[Script, cst.ClassDef] | None:
         """The class of another project file that `expr` names (`Net` after `from model import Net`,
         `models.Net` after `import models`), with that file's script model."""
         path, name = self._definition(context, expr)
-        script = self._script(path) if path is not None else None
+        outline = self._outline(path) if path is not None else None
+        script = self._script(path) if outline is not None and name in outline.classes else None
         cls = script.index.classes.get(name) if script is not None else None
         return (script, cls) if cls is not None else None
 
@@ -72,6 +116,14 @@ class Project:
         return [script.context for script in self._scripts.values() if script is not None]
 
     def _module_file(self, importer: Path, module: str) -> Path | None:
+        """The file of `module` as imported from `importer`, once per directory and module: a file
+        calls the same imported names many times."""
+        key = (importer.parent, module)
+        if key not in self._files:
+            self._files[key] = self._find_module_file(importer, module)
+        return self._files[key]
+
+    def _find_module_file(self, importer: Path, module: str) -> Path | None:
         if not module:
             return None
         level = len(module) - len(module.lstrip("."))
@@ -84,6 +136,12 @@ class Project:
         found = next((found for base in bases if (found := _file_of(base, parts)) is not None), None)
         # Only the project's own files (an installed package on the path is not followed).
         return found if found is not None and (found.is_relative_to(self.root) or found.is_relative_to(importer.parent)) else None
+
+    def _outline(self, path: Path) -> _Outline | None:
+        if path not in self._outlines:
+            text = self._text(path)
+            self._outlines[path] = _Outline.of(text) if text is not None else None
+        return self._outlines[path]
 
     def _text(self, path: Path) -> str | None:
         if path not in self._texts:
@@ -100,8 +158,6 @@ class Project:
         return self._scripts[path]
 
     def _read(self, path: Path) -> Script | None:
-        from nnlint.script import script_model  # the script model imports the project: import on use
-
         text = self._text(path)
         if text is None:
             return None

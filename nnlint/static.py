@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import ast
 import re
-import tokenize
 from dataclasses import dataclass, field
 from functools import cache
-from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from nnlint.context import FileContext
+from nnlint.context import FileContext, ProjectFiles
 from nnlint.finding import Diagnostic, Finding
 from nnlint.rule import Report, Rule
+from nnlint.source import decode_source
 from nnlint.suppress import noqa_codes_by_line
 from nnlint.tree import child_nodes
-
-if TYPE_CHECKING:
-    from nnlint.project import Project
 
 PARSE_ERROR = "NN901"
 
@@ -80,12 +75,6 @@ class _Traversal:
         ancestors.pop()
         for leave in self.leavers.get(type_name, ()):
             leave(node)
-
-
-def decode_source(data: bytes) -> str:
-    """Text of a Python file, honouring a BOM and a PEP 263 coding line (raises on failure)."""
-    encoding, _ = tokenize.detect_encoding(BytesIO(data).readline)
-    return data.decode(encoding)
 
 
 def _line_of_offset(data: bytes, offset: int) -> int:
@@ -179,7 +168,7 @@ def _findings(context: FileContext, rules: list[Rule]) -> list[Finding]:
 
 def lint_source(
     data: bytes, path: str, rule_types: list[type[Rule]], max_file_size: int,
-    location: Path | None = None, project: Project | None = None,
+    location: Path | None = None, project: ProjectFiles | None = None,
 ) -> FileResult:
     """Lint one file's bytes with the given rules; never raises for bad input. With its `location` on
     disk and its `project`, the rules may follow its calls into the project's other files."""

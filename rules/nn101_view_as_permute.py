@@ -1,122 +1,13 @@
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import replace
 
 import libcst as cst
 
 from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
-from nnlint.names import dotted_name
 from nnlint.rule import Example, Rule
-from nnlint.tree import integer_value
-
-_VIEWS = {"view", "reshape"}
-# In-place methods that change a tensor's dims: sizes unpacked before them no longer describe it.
-_RESHAPED_IN_PLACE = {
-    "t_", "transpose_", "swapdims_", "swapaxes_", "squeeze_", "unsqueeze_", "resize_", "resize_as_",
-    "as_strided_", "set_",
-}  # fmt: skip
-_COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
-
-
-@dataclass(frozen=True)
-class _Dim:
-    """Dim `index` of the tensor held by the variable `tensor` (negative: counted from the end)."""
-
-    tensor: str
-    index: int
-
-
-@dataclass(frozen=True)
-class _Size:
-    """One target size of a view: the tensor dims it is made of (`h * w` is two), `()` for a
-    literal 1, None for a size that may stand for any run of dims (`-1`, a literal, an
-    unrelated expression)."""
-
-    arg: cst.Arg | cst.BaseElement
-    dims: tuple[int, ...] | None
-    wildcard: bool = False
-
-    @property
-    def text(self) -> str:
-        """The size as written (`h * w`, `*shape`); only needed for a finding's message."""
-        return ("*" if _starred(self.arg) else "") + cst.Module([]).code_for_node(self.arg.value)
-
-
-@dataclass
-class _Shapes:
-    """What one function body has said so far about its tensors' dims, in source order."""
-
-    # size variable -> the dims whose product it holds (`c = x.size(1)`: one; `n = h * w`: two)
-    sizes: dict[str, tuple[_Dim, ...]] = field(default_factory=dict)
-    ranks: dict[str, int] = field(default_factory=dict)  # tensor variable -> its number of dims
-    # Names learnt inside each enclosing `if` branch: after the `if`, they may hold either branch's value.
-    branches: list[set[str]] = field(default_factory=list)
-
-    def forget(self, name: str) -> None:
-        """`name` was assigned: it no longer holds the size or the tensor it held."""
-        self.sizes.pop(name, None)
-        self.ranks.pop(name, None)
-        for size, dims in list(self.sizes.items()):
-            if any(dim.tensor == name for dim in dims):
-                del self.sizes[size]
-
-    def learn(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
-        """Sizes bound by `b = x.size(0)`, `b, c, h, w = x.shape`, `h, w = x.shape[2:]`, `n = h * w`."""
-        if isinstance(target, cst.Name):
-            self._bind(target, self.product(value))
-            return
-        if not isinstance(target, (cst.Tuple, cst.List)):
-            return
-        names = [element.value for element in target.elements]
-        if isinstance(value, (cst.Tuple, cst.List)) and len(value.elements) == len(names):
-            for name, element in zip(names, value.elements):
-                self._bind(name, self.product(element.value))
-            return
-        shape = _shape_of(value)
-        # Attributes (`self.x`) can change behind a method call: only local variables are tracked.
-        if shape is None or "." in shape[0]:
-            return
-        tensor, (start, stop) = shape
-        stars = [i for i, element in enumerate(target.elements) if isinstance(element, cst.StarredElement)]
-        count = len(names)
-        if start is None and stop is None and len(stars) == 1:
-            indexes = [*range(stars[0]), None, *range(stars[0] + 1 - count, 0)]
-        elif stars:
-            return
-        elif start is not None and start < 0 and stop is None and count == -start:
-            indexes = range(start, 0)
-        elif (start or 0) >= 0 and (stop is None or stop - (start or 0) == count):
-            indexes = range(start or 0, (start or 0) + count)
-            if stop is None:
-                self.ranks[tensor] = (start or 0) + count
-                self._in_branch(tensor)
-        else:
-            return
-        for name, index in zip(names, indexes):
-            self._bind(name, None if index is None else (_Dim(tensor, index),))
-
-    def product(self, expr: cst.BaseExpression, hidden: frozenset[str] = frozenset()) -> tuple[_Dim, ...] | None:
-        """The dims a size expression multiplies (`c`, `x.size(1)`, `h * w`, `1`); None if it is anything else.
-        Variables in `hidden` are not this function's (a comprehension rebinds them)."""
-        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply):
-            left, right = self.product(expr.left, hidden), self.product(expr.right, hidden)
-            return None if left is None or right is None else left + right
-        if integer_value(expr) == 1:
-            return ()
-        if isinstance(expr, cst.Name):
-            return None if expr.value in hidden else self.sizes.get(expr.value)
-        dim = _size_read(expr)
-        return None if dim is None else (dim,)
-
-    def _bind(self, name: cst.BaseExpression, dims: tuple[_Dim, ...] | None) -> None:
-        if dims and isinstance(name, cst.Name) and name.value != "_":
-            self.sizes.pop(name.value, None)  # re-inserted last: the newest name of a dim is the one shown
-            self.sizes[name.value] = dims
-            self._in_branch(name.value)
-
-    def _in_branch(self, name: str) -> None:
-        if self.branches:
-            self.branches[-1].add(name)
+from nnlint.script import script_model
+from nnlint.script.layout import Size, View, starred
 
 
 class ViewAsPermute(Rule):
@@ -127,6 +18,13 @@ class ViewAsPermute(Rule):
     (`b, c, h, w = x.shape; x.view(b, h, w, c)`, `x.reshape(b, h * w, c)`),
     sizes read inline in a new order (`x.view(x.size(1), x.size(0), -1)`), or a
     `-1` that has to swallow dims from the wrong place (`x.reshape(b, -1, c)`).
+    The dims are followed through layers, transpose/permute/flatten, views,
+    chunk/unbind, einops and `@` (`nnlint.script.layout`), so it also flags the
+    commonest real form, splitting attention heads before the time dim:
+    `q = self.q(x).reshape(B, heads, T, C // heads)` of a `(B, T, C)` input,
+    where `reshape(B, T, heads, C // heads).transpose(1, 2)` was meant; merging
+    them back without the transpose (`(attn @ v).reshape(B, T, -1)`); and
+    tokens viewed as a map (`x.reshape(B, C, H, W)` of a `(B, N, C)`).
 
     ## Why is this bad?
     A view only reinterprets memory: it can merge neighbouring dims and split
@@ -153,16 +51,18 @@ class ViewAsPermute(Rule):
     ```
 
     ## Known problems
-    Dims are only known from sizes read in the same function from the same
-    local variable (`x.shape`, `x.size()`, `x.shape[i]`, `x.size(i)`, slices
-    and products of them), so a reshape of another tensor built from `x`
-    (`self.proj(x).view(...)`, `(attn @ v).reshape(...)`) is never judged;
-    `--confirm` covers those. Any assignment to the tensor variable or to a
-    size variable forgets what was known, and so does a loop that assigns
-    them or the end of an `if` whose branch read them: a view after
-    `x = x.permute(...)` is never judged from sizes read before it. A merge
-    that skips a dim with no name (`b, _, h, w = x.shape; x.view(b * h, w)`)
-    is taken as correct: that dim is presumably of size 1.
+    Dims are known from sizes read in the same function (`x.shape`,
+    `x.size()`, `x.shape[i]`, `x.size(i)`, slices and products of them) and
+    carried through the operations above; a layer is known by its
+    `self.<name> = nn.<Layer>(...)` in the class (Linear, Conv, Embedding,
+    norms, dropout). Through anything else (a custom module, `torch.bmm`, an
+    `if` whose branches assign the tensor differently) its dims are
+    forgotten, and only `--confirm` judges the view. A merge that skips a dim
+    with no name (`b, _, h, w = x.shape; x.view(b * h, w)`) is taken as
+    correct: that dim is presumably of size 1. A view of a padded or
+    concatenated tensor, or one whose result is cut and viewed again, is
+    taken as a deliberate skew (the Transformer-XL relative shift) and not
+    judged.
 
     ## Runtime confirmation
     `--confirm` runs the model on an asymmetric-shape probe (every dim a
@@ -237,6 +137,69 @@ def channels_last(x):
 """,
             note="sizes read one at a time; -1 can only stand for h*w, which sits after c; the function form",
         ),
+        Example(
+            """
+from torch import nn
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q = self.q(x).reshape(B, self.heads, T, C // self.heads)  # <--
+        k, v = self.kv(x).chunk(2, dim=-1)
+        k = k.view(B, self.heads, T, -1)  # <--
+        return q, k, v
+""",
+            note="splitting heads out of a layer's output: the heads sit after T in memory",
+            message="puts self.heads between B and T, neighbouring dims of",
+        ),
+        Example(
+            """
+def split(self, tensor):
+    batch_size, length, d_model = tensor.size()
+    d_tensor = d_model // self.n_head
+    return tensor.view(batch_size, self.n_head, length, d_tensor)  # <--
+""",
+            note="the shortcut asked about in hyunwoongko/transformer#15: (b, t, c) viewed as (b, h, t, d)",
+            message="use tensor.view(batch_size, length, self.n_head, d_tensor).transpose(1, 2)",
+        ),
+        Example(
+            """
+import math
+import torch
+from torch import nn
+
+class MultiheadAttention(nn.Module):
+    def __init__(self, embed_dim, num_heads):
+        super().__init__()
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.qkv_proj = nn.Linear(embed_dim, 3 * embed_dim)
+
+    def forward(self, x):
+        batch_size, seq_length, _ = x.size()
+        qkv = self.qkv_proj(x).reshape(batch_size, seq_length, self.num_heads, 3 * self.head_dim)
+        q, k, v = qkv.permute(0, 2, 1, 3).chunk(3, dim=-1)
+        attention = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(self.head_dim), dim=-1)
+        values = attention @ v
+        return values.reshape(batch_size, seq_length, self.embed_dim)  # <--
+""",
+            note="heads merged back without moving them after the sequence (jsbaan/transformer-from-scratch#6)",
+            message="use values.transpose(1, 2).reshape(batch_size, seq_length, self.embed_dim)",
+        ),
+        Example(
+            """
+def tokens_to_map(x, H, W):
+    B, N, C = x.shape
+    return x.reshape(B, C, H, W)  # <--
+""",
+            note="(B, N, C) tokens viewed as a (B, C, H, W) map: C has to move before N first",
+            message="use x.transpose(1, 2).reshape(B, C, H, W)",
+        ),
     ]
     good = [
         Example(
@@ -309,144 +272,118 @@ def masked(mask):
 """,
             note="the dim with no name is size 1 (or the view would fail): nothing is reordered",
         ),
+        Example(
+            """
+from einops import rearrange
+from torch import nn
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        h = self.heads
+        q = self.q(x).reshape(B, T, h, C // h).transpose(1, 2)
+        k = rearrange(self.k(x), "b t (h d) -> b h t d", h=h)
+        out = (q @ k.transpose(-2, -1)).softmax(-1) @ k
+        return out.transpose(1, 2).reshape(B, T, C), k.reshape(B, h, T, -1)
+""",
+            note="trap: heads split after T, then moved with transpose or einops",
+        ),
+        Example(
+            """
+import torch
+import torch.nn.functional as F
+
+def _rel_shift(x):
+    zero_pad_shape = (x.size(0), 1) + x.size()[2:]
+    zero_pad = torch.zeros(zero_pad_shape, device=x.device, dtype=x.dtype)
+    x_padded = torch.cat([zero_pad, x], dim=1)
+    x_padded_shape = (x.size(1) + 1, x.size(0)) + x.size()[2:]
+    x_padded = x_padded.view(*x_padded_shape)
+    return x_padded[1:].view_as(x)
+
+def skew(rel_logits):
+    padded = F.pad(rel_logits, (1, 0))
+    b, h, rows, cols = padded.shape
+    return padded.reshape(b, h, cols, rows)[:, :, 1:]
+
+def relative_shift_gather(positional_attn, context_len, shift):
+    batch_size, n_head, seq_len, max_rel_len = positional_attn.shape
+    positional_attn = torch.reshape(positional_attn, [batch_size, n_head, max_rel_len, seq_len])
+    positional_attn = positional_attn[:, :, shift:, :]
+    positional_attn = torch.reshape(positional_attn, [batch_size, n_head, seq_len, max_rel_len - shift])
+    return positional_attn[..., :context_len]
+""",
+            note="trap: relative-position skews (Transformer-XL _rel_shift, Music Transformer, Funnel): "
+            "pad or cut a row, view with swapped sizes on purpose",
+        ),
     ]
 
-    def __init__(self, context) -> None:
-        super().__init__(context)
-        self._scopes = [_Shapes()]  # the module's, then one per enclosing function or lambda
+    def leave_Module(self, node: cst.Module) -> None:
+        layouts = script_model(self.context).layouts
+        for view in layouts.views:
+            if view.skew:  # padded, or viewed, cut and viewed again: a relative shift on purpose
+                continue
+            if view.tensor is not None and _reorders(view.sizes, view.rank):
+                self._report_reorder(view)
+            elif (whole := _sizes_by_layout(view)) is not None and _reorders(whole, len(view.source.dims)):
+                dims = [_dim_name(layouts, dim) for dim in view.source.dims]
+                self._report_reorder(replace(view, tensor=_code(view.receiver), sizes=whole, dim_names=dims))
+            elif (split := _heads_before(view)) is not None:
+                self._report_heads(view, *split, [_dim_name(layouts, dim) for dim in view.source.dims])
+            elif (last := _last_dim_first(view)) is not None:
+                self._report_last(view, *last, [_dim_name(layouts, dim) for dim in view.source.dims])
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._scopes.append(_Shapes())
-
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._scopes.pop()
-
-    def visit_Lambda(self, node: cst.Lambda) -> None:
-        self._scopes.append(_Shapes())
-
-    def leave_Lambda(self, node: cst.Lambda) -> None:
-        self._scopes.pop()
-
-    # Assignments are handled on leave: `x = x.view(...)` is judged with what was known before it.
-    def leave_Assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            self._forget(target.target)
-        for target in node.targets:
-            self._scopes[-1].learn(target.target, node.value)
-
-    def leave_AnnAssign(self, node: cst.AnnAssign) -> None:
-        self._forget(node.target)
-        if node.value is not None:
-            self._scopes[-1].learn(node.target, node.value)
-
-    def leave_AugAssign(self, node: cst.AugAssign) -> None:
-        self._forget(node.target)
-
-    def leave_NamedExpr(self, node: cst.NamedExpr) -> None:
-        self._forget(node.target)
-        self._scopes[-1].learn(node.target, node.value)
-
-    def visit_If(self, node: cst.If) -> None:
-        self._scopes[-1].branches.append(set())
-
-    def leave_If(self, node: cst.If) -> None:
-        scope = self._scopes[-1]
-        for name in scope.branches.pop():
-            scope.forget(name)
-
-    def visit_For(self, node: cst.For) -> None:
-        self._forget_assigned_in_loop(node)
-
-    def visit_While(self, node: cst.While) -> None:
-        self._forget_assigned_in_loop(node)
-
-    def visit_Call(self, node: cst.Call) -> None:
-        func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in _RESHAPED_IN_PLACE:
-            self._forget(func.value)
-            return
-        view = self._view(node)
-        if view is None:
-            return
-        tensor, targets = view
-        scope = self._scopes[-1]
-        hidden = _comprehension_names(self.context.ancestors) if scope.sizes or scope.ranks else frozenset()
-        rank = None if tensor in hidden else scope.ranks.get(tensor)
-        sizes = [self._size(arg, tensor, rank, hidden) for arg in targets]
-        if not _reorders(sizes, rank):
-            return
+    def _report_reorder(self, view: View) -> None:
+        tensor, sizes = view.tensor, view.sizes
+        rank = view.rank if view.rank is not None or view.dim_names is None else len(view.dim_names)
         order = _order(sizes, rank)
-        dims = _dim_names(scope, tensor, rank) if rank is not None else None
-        call = re.sub(r"\s+", " ", cst.Module([]).code_for_node(node))
         self.report(
-            node,
-            f"{call} reorders the dims of {tensor} ({', '.join(dims) if dims else _first_swap(sizes)}); "
+            view.call,
+            f"{_code(view.call)} reorders the dims of {tensor} "
+            f"({', '.join(view.dim_names) if view.dim_names else _first_swap(sizes)}); "
             f"a view cannot move data: use {_fix(tensor, sizes, order)}",
             facts={
                 "tensor": tensor,
-                "input_dims": dims,
+                "input_dims": view.dim_names,
                 "target": [size.text for size in sizes],
                 "permutation": [dim for group in order for dim in group] if order else None,
             },
         )
 
-    def _view(self, call: cst.Call) -> tuple[str, list[cst.Arg | cst.BaseElement]] | None:
-        """(tensor, target sizes) of `x.view(...)`, `x.reshape(...)` or `torch.reshape(x, (...))`."""
-        func = call.func
-        method = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
-        if method not in _VIEWS:
-            return None
-        if self.context.call_name(call) == "torch.reshape":
-            if len(call.args) != 2 or call.args[0].keyword or not isinstance(call.args[1].value, (cst.Tuple, cst.List)):
-                return None
-            receiver, args = call.args[0].value, call.args[1].value.elements
-        elif isinstance(func, cst.Attribute):
-            receiver, args = func.value, call.args
-            if len(args) == 1 and not args[0].star and isinstance(args[0].value, (cst.Tuple, cst.List)):
-                args = args[0].value.elements
-        else:
-            return None
-        tensor = dotted_name(_without_contiguous(receiver))
-        if tensor is None or len(args) < 2 or any(getattr(arg, "keyword", None) for arg in args):
-            return None
-        return tensor, list(args)
+    def _report_last(self, view: View, place: int, before: int, dims: list[str]) -> None:
+        receiver, texts = _code(view.receiver), [size.text for size in view.sizes]
+        last, start = len(dims) - 1, before + 1
+        move = f".transpose({start}, {last})" if last - start == 1 else f".movedim({last}, {start})"
+        method = "view" if _code(view.call.func).endswith(".view") else "reshape"
+        self.report(
+            view.call,
+            f"{_code(view.call)} takes {texts[place]}, the last dim of {receiver} ({', '.join(dims)}), before "
+            f"{', '.join(texts[place + 1 :])}, which can then only come from {', '.join(dims[start:last])} "
+            f"before it: a view cannot move data; use {receiver}{move}.{method}({', '.join(texts)})",
+            facts={"tensor": receiver, "input_dims": dims, "target": texts, "permutation": None},
+        )
 
-    def _size(self, arg: cst.Arg | cst.BaseElement, tensor: str, rank: int | None, hidden: frozenset[str]) -> _Size:
-        expr = arg.value
-        if _starred(arg):
-            return _Size(arg, None)
-        if integer_value(expr) == -1:
-            return _Size(arg, None, wildcard=True)
-        # A comprehension that rebinds the tensor's name: only sizes read inline describe it.
-        known = _Shapes() if tensor in hidden else self._scopes[-1]
-        dims = known.product(expr, hidden)
-        if dims is None or any(dim.tensor != tensor for dim in dims):
-            return _Size(arg, None)
-        indexes = (dim.index + rank if dim.index < 0 and rank is not None else dim.index for dim in dims)
-        return _Size(arg, tuple(sorted(indexes)))
-
-    def _forget(self, target: cst.BaseExpression) -> None:
-        for name in _assigned_names(target):
-            self._scopes[-1].forget(name)
-
-    def _forget_assigned_in_loop(self, loop: cst.For | cst.While) -> None:
-        """A loop's next iteration sees what its body assigned: forget it before the first one."""
-        scope = self._scopes[-1]
-        if not (scope.sizes or scope.ranks):
-            return
-        pending: list[cst.CSTNode] = [loop]
-        while pending:
-            node = pending.pop()
-            if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-                continue
-            if isinstance(node, (cst.Assign, cst.AnnAssign, cst.AugAssign, cst.For, cst.NamedExpr)):
-                targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
-                for target in targets:
-                    self._forget(target)
-            elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-                if node.func.attr.value in _RESHAPED_IN_PLACE:
-                    self._forget(node.func.value)
-            pending.extend(node.children)
+    def _report_heads(self, view: View, first: int, second: int, dims: list[str]) -> None:
+        sizes = view.sizes
+        between = sizes[first + 1 : second]
+        fixed = [*sizes[: first + 1], sizes[second], *between, *sizes[second + 1 :]]
+        move = f".transpose({first + 1}, {second})" if len(between) == 1 else f".movedim({first + 1}, {second})"
+        receiver, method = _code(view.receiver), "view" if _code(view.call.func).endswith(".view") else "reshape"
+        texts = [size.text for size in sizes]
+        self.report(
+            view.call,
+            f"{_code(view.call)} puts {', '.join(texts[first + 1 : second])} between {texts[first]} and "
+            f"{texts[second]}, neighbouring dims of {receiver} ({', '.join(dims)}): it splits that off a later "
+            f"dim and moves it before {texts[second]}, which a view cannot do; use "
+            f"{receiver}.{method}({', '.join(size.text for size in fixed)}){move}",
+            facts={"tensor": receiver, "input_dims": dims, "target": texts, "permutation": None},
+        )
 
     @staticmethod
     def runtime_check(finding: ProbeFinding, session) -> Verdict:
@@ -471,92 +408,78 @@ def masked(mask):
         return unverifiable(f"on {model.name}'s probes equal sizes allow both readings of the reshape", **shapes)
 
 
-def _starred(arg: cst.Arg | cst.BaseElement) -> bool:
-    return isinstance(arg, cst.StarredElement) or getattr(arg, "star", "") == "*"
+def _code(node: cst.CSTNode) -> str:
+    return re.sub(r"\s+", " ", cst.Module([]).code_for_node(node))
 
 
-def _is_name(node: cst.BaseExpression, name: str) -> bool:
-    return isinstance(node, cst.Name) and node.value == name
+def _dim_name(layouts, atoms: tuple[str, ...]) -> str:
+    return " * ".join(layouts.name(atom) for atom in atoms) or "1"
 
 
-def _without_contiguous(node: cst.BaseExpression) -> cst.BaseExpression:
-    """`x.contiguous()` has the dims of `x`."""
-    while (
-        isinstance(node, cst.Call)
-        and not node.args
-        and isinstance(node.func, cst.Attribute)
-        and node.func.attr.value == "contiguous"
-    ):
-        node = node.func.value
-    return node
-
-
-def _shape_owner(node: cst.BaseExpression) -> str | None:
-    """`x` for `x.shape` or `x.size()`."""
-    if isinstance(node, cst.Call) and not node.args and isinstance(node.func, cst.Attribute):
-        if node.func.attr.value == "size":
-            return dotted_name(node.func.value)
-    elif isinstance(node, cst.Attribute) and node.attr.value == "shape":
-        return dotted_name(node.value)
+def _heads_before(view: View) -> tuple[int, int] | None:
+    """(first, second): target positions of two neighbouring dims of the receiver, each whole (`B`, `T`
+    of a `(B, T, C)`), with unknown sizes between them (`reshape(B, heads, T, C // heads)`). Those can
+    only be 1, so the target moves what it splits from a later dim before `T`: the heads-split bug."""
+    anchors = _anchors(view) or []
+    for (first, dim), (second, next_dim) in zip(anchors, anchors[1:]):
+        between = view.sizes[first + 1 : second]
+        if next_dim == dim + 1 and _only_unknown(between):
+            return first, second
     return None
 
 
-def _shape_of(node: cst.BaseExpression) -> tuple[str, tuple[int | None, int | None]] | None:
-    """(tensor, (start, stop)) for `x.shape`, `x.size()`, `tuple(x.shape)`, `x.shape[2:]`, `x.shape[-2:]`."""
-    if isinstance(node, cst.Call) and (_is_name(node.func, "tuple") or _is_name(node.func, "list")):
-        if len(node.args) != 1:
-            return None
-        node = node.args[0].value
-    bounds: tuple[int | None, int | None] = (None, None)
-    if isinstance(node, cst.Subscript):
-        if len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Slice):
-            return None
-        part = node.slice[0].slice
-        bounds = (integer_value(part.lower), integer_value(part.upper))
-        if part.step is not None or (part.lower and bounds[0] is None) or (part.upper and bounds[1] is None):
-            return None
-        node = node.value
-    tensor = _shape_owner(node)
-    return None if tensor is None else (tensor, bounds)
-
-
-def _size_read(node: cst.BaseExpression) -> _Dim | None:
-    """The dim read by `x.size(1)`, `x.size(dim=1)`, `x.shape[1]` or `x.size()[-1]`."""
-    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "size":
-        arg = node.args[0] if len(node.args) == 1 else None
-        if arg is None or arg.star or (arg.keyword is not None and arg.keyword.value != "dim"):
-            return None
-        tensor, index = dotted_name(node.func.value), integer_value(arg.value)
-    elif isinstance(node, cst.Subscript) and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
-        tensor, index = _shape_owner(node.value), integer_value(node.slice[0].slice.value)
-    else:
+def _sizes_by_layout(view: View) -> list[Size] | None:
+    """The target sizes as the receiver's dims read from its layout (`self.proj(x)`, a tensor permuted or
+    moved through layers after its sizes were read): a size that is whole dims of it, in order, names
+    them; None when no size does."""
+    dims = view.source.dims if view.source is not None else None
+    if not dims or len(set(dims)) != len(dims) or () in dims or any(starred(size.arg) for size in view.sizes):
         return None
-    return None if tensor is None or index is None else _Dim(tensor, index)
+    where = {atom: index for index, dim in enumerate(dims) for atom in dim}
+    sizes, named = [], False
+    for size in view.sizes:
+        indexes = sorted({where[atom] for atom in size.atoms if atom in where}) if size.atoms else []
+        whole = size.atoms is not None and indexes and len(size.atoms) == sum(len(dims[i]) for i in indexes)
+        whole = whole and all(atom in where for atom in size.atoms)
+        sizes.append(replace(size, dims=tuple(indexes) if whole else () if size.atoms == () else None))
+        named = named or bool(whole)
+    unknown = [place for place, size in enumerate(sizes) if size.dims is None]
+    if len(unknown) == 1:  # the view holds every element: the one size that names no dim is the rest, like -1
+        sizes[unknown[0]] = replace(sizes[unknown[0]], wildcard=True)
+    return sizes if named else None
 
 
-def _assigned_names(target: cst.BaseExpression) -> Iterator[str]:
-    """Variables an assignment to `target` changes; `x.data = ...` changes `x`."""
-    if isinstance(target, cst.Name):
-        yield target.value
-    elif isinstance(target, (cst.Tuple, cst.List)):
-        for element in target.elements:
-            yield from _assigned_names(element.value)
-    elif isinstance(target, cst.Attribute):
-        name = dotted_name(target.value)
-        if name is not None:
-            yield name
+def _last_dim_first(view: View) -> tuple[int, int] | None:
+    """(place, dim): the target takes the receiver's last dim whole (`C` of a `(B, N, C)`) and then sizes
+    that name no dim (`reshape(B, C, H, W)`): those can only be 1, or the dims before `C` moved after it.
+    `dim` is the whole dim named just before it in the target (-1: none)."""
+    anchors = _anchors(view)
+    if not anchors:
+        return None
+    place, dim = anchors[-1]
+    if dim != len(view.source.dims) - 1 or not _only_unknown(view.sizes[place + 1 :]):
+        return None
+    before = anchors[-2][1] if len(anchors) > 1 else -1
+    return (place, before) if dim - before > 1 else None
 
 
-def _comprehension_names(ancestors: list[cst.CSTNode]) -> frozenset[str]:
-    """Names bound by the comprehensions around a call: there they are not the function's variables."""
-    names: set[str] = set()
-    for node in ancestors:
-        if isinstance(node, _COMPREHENSIONS):
-            clause = node.for_in
-            while clause is not None:
-                names.update(_assigned_names(clause.target))
-                clause = clause.inner_for_in
-    return frozenset(names)
+def _anchors(view: View) -> list[tuple[int, int]] | None:
+    """(place in the target, dim of the receiver) of each target size that is one whole dim, in order."""
+    dims = view.source.dims if view.source is not None else None
+    if not dims or any(starred(size.arg) for size in view.sizes):
+        return None
+    where = {dim: index for index, dim in enumerate(dims) if dim}
+    if len(where) != sum(1 for dim in dims if dim):
+        return None  # a dim seen twice: its atoms do not say which one a size is
+    anchors = [(place, where[size.atoms]) for place, size in enumerate(view.sizes) if size.atoms in where]
+    if [dim for _, dim in anchors] != sorted({dim for _, dim in anchors}):
+        return None  # a reorder of whole dims, or a dim taken twice: not this bug
+    return anchors
+
+
+def _only_unknown(sizes: list[Size]) -> bool:
+    """Sizes that name no dim of the receiver (`heads`, `C // heads`, `2`); `1` and `-1` are not such sizes."""
+    return bool(sizes) and all(size.atoms is None and not size.wildcard for size in sizes)
 
 
 def _before(first: int, second: int) -> bool:
@@ -567,7 +490,7 @@ def _before(first: int, second: int) -> bool:
     return first >= 0 and (first == 0 or second == -1)
 
 
-def _reorders(sizes: list[_Size], rank: int | None) -> bool:
+def _reorders(sizes: list[Size], rank: int | None) -> bool:
     """Certain from the names alone that the target takes the dims out of order."""
     named = [dim for size in sizes if size.dims for dim in size.dims]
     if len(set(named)) < len(named):
@@ -584,7 +507,7 @@ def _reorders(sizes: list[_Size], rank: int | None) -> bool:
     return any(dim > unnamed[0] for dim in before) or any(dim < unnamed[-1] for dim in after)
 
 
-def _order(sizes: list[_Size], rank: int | None) -> list[list[int]] | None:
+def _order(sizes: list[Size], rank: int | None) -> list[list[int]] | None:
     """For each target size, the input dims it takes, when that is certain."""
     named = {dim for size in sizes if size.dims for dim in size.dims}
     absorbing = [size for size in sizes if size.dims is None]
@@ -598,7 +521,7 @@ def _order(sizes: list[_Size], rank: int | None) -> list[list[int]] | None:
     return [list(size.dims) if size.dims is not None else unnamed for size in sizes]
 
 
-def _fix(tensor: str, sizes: list[_Size], order: list[list[int]] | None) -> str:
+def _fix(tensor: str, sizes: list[Size], order: list[list[int]] | None) -> str:
     """The permute (or transpose) that was probably meant, then the reshape when dims are also merged."""
     reshape = f".reshape({', '.join(size.text for size in sizes)})"
     if order is None:
@@ -630,15 +553,7 @@ def _flatten_alternative(tensor: str, order: list[list[int]]) -> str:
     return f" or {tensor}.flatten({dim + 1}).transpose({dim}, {dim + 1})"
 
 
-def _dim_names(scope: _Shapes, tensor: str, rank: int) -> list[str]:
-    names = ["_"] * rank
-    for name, dims in scope.sizes.items():
-        if len(dims) == 1 and dims[0].tensor == tensor and -rank <= dims[0].index < rank:
-            names[dims[0].index % rank] = name
-    return names
-
-
-def _taken_out_of_order(sizes: list[_Size]) -> Iterator[tuple[int, int]]:
+def _taken_out_of_order(sizes: list[Size]) -> Iterator[tuple[int, int]]:
     """(a, b) for each dim `b` the target takes after dim `a` although `b` comes first in the tensor."""
     for position, earlier in enumerate(sizes):
         for later in sizes[position + 1 :]:
@@ -646,6 +561,6 @@ def _taken_out_of_order(sizes: list[_Size]) -> Iterator[tuple[int, int]]:
                 yield from ((a, b) for b in later.dims or () if _before(b, a))
 
 
-def _first_swap(sizes: list[_Size]) -> str:
+def _first_swap(sizes: list[Size]) -> str:
     a, b = next(_taken_out_of_order(sizes))
     return f"dim {a} is read before dim {b}"

@@ -1,15 +1,14 @@
 import re
-from dataclasses import dataclass, field
 
 import libcst as cst
 import libcst.matchers as m
 
 from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
 from nnlint.rule import Example, Rule
-from nnlint.tree import integer_value
+from nnlint.script import script_model
+from nnlint.script.layout import CallFacts, Layouts
+from nnlint.tree import descendants, integer_value
 
-# Names a batch size goes by; `n` is left out on purpose: in graph code `n, c = x.shape` counts nodes.
-_BATCH_SIZE_NAME = re.compile(r"^(b|bs|bsz|bsize|nb|batch|batch_?size|n_?batch(es)?|num_?batch(es)?)$", re.IGNORECASE)
 # Batch statistics are these classes' job (BatchNorm-style code, whitening) or a loss's (contrastive, VICReg).
 _MIXING_CLASS = re.compile(r"Norm|BN|Whiten|Loss|Criterion")
 _REDUCTION_METHODS = {
@@ -25,49 +24,6 @@ _REDUCTION_FUNCTIONS = {
     "torch.nn.functional.normalize": 2,
 }
 _DIM_POSITION_OF_METHOD = {"norm": 1}  # x.norm(p, dim)
-# Calls that keep a batch-major tensor batch-major (dim 0 stays the batch).
-_KEEPS_BATCH_FUNCTIONS = {
-    f"torch.nn.functional.{name}"
-    for name in (
-        "relu", "gelu", "silu", "elu", "leaky_relu", "mish", "softplus", "sigmoid", "tanh", "hardswish", "dropout",
-        "linear", "conv1d", "conv2d", "conv3d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d",
-        "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "layer_norm", "group_norm", "pad",
-        "interpolate",
-    )
-} | {f"torch.{name}" for name in ("relu", "sigmoid", "tanh", "exp", "log", "abs", "sqrt", "clamp")}  # fmt: skip
-_KEEPS_BATCH_METHODS = {
-    "contiguous", "float", "double", "half", "bfloat16", "to", "clone", "detach", "relu", "sigmoid", "tanh", "exp",
-    "log", "abs", "sqrt", "neg", "clamp", "type_as", "cpu", "cuda",
-}  # fmt: skip
-_COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
-
-
-@dataclass(frozen=True)
-class _Fold:
-    """Dim 0 of a tensor holds these dims of a batch-major one, merged in this order (`x.view(-1, c)` of
-    an `x` unpacked as `b, t, c`: ("b", "t")), as the statement shows."""
-
-    order: tuple[str, ...]
-    statement: cst.CSTNode
-
-
-@dataclass
-class _BatchFacts:
-    """What one function has shown so far about which variables hold the batch in dim 0, in source order."""
-
-    batch_major: dict[str, cst.CSTNode] = field(default_factory=dict)  # tensor -> the statement that shows it
-    batch_sizes: set[str] = field(default_factory=set)  # variables holding the batch size
-    dims: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> `b, t, c = x.shape`'s names
-    folds: dict[str, _Fold] = field(default_factory=dict)  # tensor -> how its dim 0 folds the batch
-
-    def forget(self, name: str) -> None:
-        self.batch_major.pop(name, None)
-        self.batch_sizes.discard(name)
-        self.dims.pop(name, None)
-        self.folds.pop(name, None)
-        for tensor in [t for t, names in self.dims.items() if name in names]:  # a size it was read with changed
-            del self.dims[tensor]
-
 
 
 class BatchMixing(Rule):
@@ -80,7 +36,11 @@ class BatchMixing(Rule):
     batch-named variable (`b, c, h, w = x.shape`, `batch_size = x.size(0)`),
     or it was flattened keeping the batch (`x.view(x.size(0), -1)`,
     `x.flatten(1)`, `x.view(b, -1)`), or it comes from such a tensor through
-    layers and element-wise functions (`self.fc(x)`, `F.relu(x)`, `x + y`).
+    layers and element-wise functions
+    (`self.fc(x)`, `F.relu(x)`, `x + y`), loops over layers (`for block in
+    self.blocks: x = block(x)`) and what keeps dim 0 in place (`x.transpose(1,
+    2)`, `x.permute(0, 2, 1)`, `x.flatten(2)`, `x[:, 0]`): the tensor layouts of
+    `nnlint.script.layout`.
 
     It also flags a reshape that splits a folded batch in the wrong order:
     a tensor unpacked as `b, t, c = x.shape` whose batch and time dims are
@@ -118,8 +78,10 @@ class BatchMixing(Rule):
     `h.reshape(b * t, c)` says nothing about it (the product is the same
     either way).
     Only tensors that the same function shows to be batch-major are judged:
-    `x.sum(0)` on a bare argument is not flagged, nor after `x` is reassigned
-    in a way that may move the batch (`x = x.transpose(0, 1)`), nor on a
+    `x.sum(0)` on a bare argument or on a layer's output is not flagged (a
+    Linear takes `(T, B, C)` too; that a convolution's output is batch-major is
+    known, `nnlint.script.layout.CONV_OUTPUT_SHOWS_BATCH`, but not used yet), nor after `x` is reassigned in a way that
+    may move the batch (`x = x.transpose(0, 1)`), nor on a
     freshly stacked tensor (`torch.stack(outs).mean(0)` averages heads, not
     samples). Time-major code (`t, b, c = x.shape`) and graph code
     (`n, c = x.shape`) are not batch-major. Reductions inside `if
@@ -210,6 +172,29 @@ class FrameClassifier(nn.Module):
 """,
             message="but it was folded as",
             note="a batch folded with time, split back in the other order",
+        ),
+        Example(
+            """
+import torch.nn.functional as F
+from torch import nn
+
+class ConvEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 64, 3)
+        self.blocks = nn.ModuleList([nn.Conv2d(64, 64, 3) for _ in range(4)])
+
+    def forward(self, x):
+        batch_size = x.size(0)
+        h = self.conv(x)
+        for block in self.blocks:
+            h = F.relu(block(h))
+        h = h - h.mean(0)  # <--
+        tokens = h.flatten(2).transpose(1, 2)
+        return F.softmax(tokens, dim=0)  # <--
+""",
+            note="after layers: loops over layers, flatten and transpose keep the batch in dim 0",
+            message="`batch_size = x.size(0)` at line 12",
         ),
     ]
     good = [
@@ -331,151 +316,61 @@ class Unknown(nn.Module):
 """,
             note="reductions over the features; a comprehension rebinding the name; a layout nothing shows",
         ),
+        Example(
+            """
+from torch import nn
+
+class TimeMajorPool(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        h = self.proj(x)
+        return h.mean(0)
+""",
+            note="trap: a Linear takes (T, B, C) as well as (B, T, C): its output says nothing about dim 0",
+        ),
     ]
 
-    def __init__(self, context) -> None:
-        super().__init__(context)
-        self._scopes: list[_BatchFacts] = []
-        self._judged: list[bool] = []  # per function: is it a forward that may be judged?
+    def leave_Module(self, node: cst.Module) -> None:
+        layouts = script_model(self.context).layouts
+        judged: dict[cst.FunctionDef, bool] = {}
+        for facts in layouts.calls.values():
+            function = facts.function
+            if function is None:
+                continue
+            if function not in judged:
+                judged[function] = _is_judged_forward(function, layouts)
+            if not judged[function] or _in_training_branch(list(facts.ancestors), facts.call):
+                continue
+            self._check_resplit(facts)
+            self._check_reduction(facts)
 
-    # -- scopes -------------------------------------------------------------------------------
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._scopes.append(_BatchFacts())
-        self._judged.append(self._is_judged_forward(node))
-
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._scopes.pop()
-        self._judged.pop()
-
-    def _is_judged_forward(self, node: cst.FunctionDef) -> bool:
-        parents = self.context.ancestors  # a method's: ... ClassDef > IndentedBlock
-        in_class = len(parents) >= 2 and isinstance(parents[-2], cst.ClassDef)
-        if not in_class or "forward" not in node.name.value or _MIXING_CLASS.search(parents[-2].name.value):
-            return False
-        # A forward that keeps running statistics is BatchNorm-style code.
-        running = m.Name(value=m.MatchIfTrue(lambda name: name.startswith("running_")))
-        return not m.findall(node, m.Attribute(attr=running))
-
-    # -- what the function shows about its tensors -------------------------------------------
-
-    def leave_Assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            self._learn(target.target, node.value)
-
-    def leave_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if node.value is not None:
-            self._learn(node.target, node.value)
-
-    def visit_For(self, node: cst.For) -> None:
-        self._forget(node.target)
-
-    def visit_WithItem(self, node: cst.WithItem) -> None:
-        if node.asname is not None:
-            self._forget(node.asname.name)
-
-    def _forget(self, target: cst.BaseExpression) -> None:
-        if self._scopes:
-            for name in m.findall(target, m.Name()):
-                self._scopes[-1].forget(name.value)
-
-    def _learn(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
-        """`b, c, h, w = x.shape` / `batch_size = x.size(0)`: x is batch-major; `y = <batch-major expr>`: so is y."""
-        if not self._scopes:
+    def _check_reduction(self, facts: CallFacts) -> None:
+        reduced = self._reduction(facts.call)
+        if reduced is None:
             return
-        facts = self._scopes[-1]
-        shown_by = self._batch_major(value)  # before the target's old value is forgotten: `x = self.fc(x)`
-        fold = self._fold(value)
-        self._forget(target)
-        if isinstance(target, (cst.Tuple, cst.List)):
-            first = target.elements[0] if target.elements else None
-            tensor = _sized_tensor(value, whole_shape=True)
-            if isinstance(first, cst.Element) and isinstance(first.value, cst.Name) and tensor is not None:
-                if _BATCH_SIZE_NAME.match(first.value.value):
-                    facts.batch_sizes.add(first.value.value)
-                    facts.batch_major.setdefault(tensor, self.context.current_statement())
-                    names = [e.value.value for e in target.elements if isinstance(e.value, cst.Name)]
-                    if len(names) == len(target.elements) and _shape_of(value) is not None:  # the whole shape
-                        facts.dims[tensor] = tuple(names)
+        call, on_receiver = reduced
+        layout = facts.receiver if on_receiver else facts.argument
+        shown_by = layout.batch if layout is not None else None
+        if shown_by is None:
             return
-        if not isinstance(target, cst.Name):
-            return
-        tensor = _sized_tensor(value, whole_shape=False)
-        if tensor is not None and _BATCH_SIZE_NAME.match(target.value):
-            facts.batch_sizes.add(target.value)
-            facts.batch_major.setdefault(tensor, self.context.current_statement())
-        elif shown_by is not None:
-            facts.batch_major[target.value] = shown_by
-        if fold is not None:
-            facts.folds[target.value] = fold
+        shown = cst.Module([]).code_for_node(shown_by).strip().splitlines()[0]
+        line = self.context.position(shown_by).start.line
+        self.report(
+            facts.call,
+            f"`{call}` over dim 0, the batch (`{shown}` at line {line}): each sample's output then depends on "
+            "the rest of the batch; reduce over the sample's own dims instead",
+            facts={"call": call},
+        )
 
-    def _batch_major(self, expr: cst.BaseExpression) -> cst.CSTNode | None:
-        """The statement showing that `expr` holds the batch in dim 0, or None."""
-        if not self._scopes:
-            return None
-        facts = self._scopes[-1]
-        if isinstance(expr, cst.Name):
-            return None if expr.value in self._comprehension_names() else facts.batch_major.get(expr.value)
-        if isinstance(expr, cst.BinaryOperation):
-            operands = [expr.left] if isinstance(expr.operator, cst.MatrixMultiply) else [expr.left, expr.right]
-            return next(filter(None, map(self._batch_major, operands)), None)
-        if isinstance(expr, cst.Subscript) and isinstance(expr.slice[0].slice, cst.Slice):
-            whole = expr.slice[0].slice
-            return self._batch_major(expr.value) if whole.lower is None and whole.upper is None else None
-        if not isinstance(expr, cst.Call):
-            return None
-        positional = [arg.value for arg in expr.args if arg.keyword is None and not arg.star]
-        func = expr.func
-        if isinstance(func, cst.Attribute) and func.attr.value in ("view", "reshape") and positional:
-            first = positional[0]
-            if (isinstance(first, cst.Name) and first.value in facts.batch_sizes) or _sized_tensor(first, False):
-                return self.context.current_statement()
-        if isinstance(func, cst.Attribute) and func.attr.value == "flatten" and integer_value(_at(positional, 0)) == 1:
-            return self.context.current_statement()
-        if self.context.call_name(expr) == "torch.flatten" and integer_value(_at(positional, 1)) == 1:
-            return self.context.current_statement()
-        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
-            return self._batch_major(positional[0]) if positional else None  # a layer keeps the batch
-        if self.context.call_name(expr) in _KEEPS_BATCH_FUNCTIONS:
-            return self._batch_major(positional[0]) if positional else None
-        if isinstance(func, cst.Attribute) and func.attr.value in _KEEPS_BATCH_METHODS:
-            return self._batch_major(func.value)
-        return None
-
-    def _fold(self, expr: cst.BaseExpression) -> _Fold | None:
-        """How dim 0 of `expr` folds the batch with other dims: a view/reshape of a tensor unpacked as
-        `b, t, c` to `(-1, c)` or `(b * t, c)`, then layers and element-wise functions keep it."""
-        if not self._scopes:
-            return None
-        facts = self._scopes[-1]
-        if isinstance(expr, cst.Name):
-            return None if expr.value in self._comprehension_names() else facts.folds.get(expr.value)
-        if not isinstance(expr, cst.Call):
-            return None
-        positional = [arg.value for arg in expr.args if arg.keyword is None and not arg.star]
-        func = expr.func
-        if isinstance(func, cst.Attribute) and func.attr.value in ("view", "reshape") and isinstance(func.value, cst.Name):
-            dims = facts.dims.get(func.value.value)
-            # The rest of the new shape must name the dims left, in order: then dim 0 holds the others.
-            rest = tuple(arg.value if isinstance(arg, cst.Name) else "" for arg in positional[1:])
-            merged = _merged_names(_at(positional, 0), dims, len(rest)) if dims and positional else None
-            if merged is not None and len(merged) >= 2 and rest == dims[len(merged) :]:
-                return _Fold(merged, self.context.current_statement())
-            return None
-        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
-            return self._fold(positional[0]) if positional else None  # a layer keeps dim 0
-        if self.context.call_name(expr) in _KEEPS_BATCH_FUNCTIONS:
-            return self._fold(positional[0]) if positional else None
-        if isinstance(func, cst.Attribute) and func.attr.value in _KEEPS_BATCH_METHODS:
-            return self._fold(func.value)
-        return None
-
-    def _check_resplit(self, node: cst.Call) -> None:
+    def _check_resplit(self, facts: CallFacts) -> None:
         """`y.view(t, b, -1)` of a `y` whose dim 0 folded (b, t): the split puts other samples' rows in each slot."""
-        func = node.func
+        node, func = facts.call, facts.call.func
         if not (isinstance(func, cst.Attribute) and func.attr.value in ("view", "reshape")):
             return
-        fold = self._fold(func.value)
+        fold = facts.receiver.fold if facts.receiver is not None else None
         positional = [arg.value for arg in node.args if arg.keyword is None and not arg.star]
         leading = tuple(arg.value if isinstance(arg, cst.Name) else "" for arg in positional[: len(fold.order)]) if fold else ()
         if fold is None or sorted(leading) != sorted(fold.order) or leading == fold.order:
@@ -490,58 +385,24 @@ class Unknown(nn.Module):
             facts={"call": func.attr.value, "kind": "resplit"},
         )
 
-    def _comprehension_names(self) -> set[str]:
-        """Names a comprehension or lambda around the current node rebinds: not this function's tensors."""
-        names = set()
-        for node in self.context.ancestors:
-            if isinstance(node, _COMPREHENSIONS):
-                loop = node.for_in
-                while loop is not None:
-                    names |= {name.value for name in m.findall(loop.target, m.Name())}
-                    loop = loop.inner_for_in
-            elif isinstance(node, cst.Lambda):
-                names |= {param.name.value for param in node.params.params}
-        return names
-
-    # -- the check ----------------------------------------------------------------------------
-
-    def visit_Call(self, node: cst.Call) -> None:
-        if not self._judged or not self._judged[-1] or _in_training_branch(self.context.ancestors, node):
-            return
-        self._check_resplit(node)
-        reduced = self._reduction(node)
-        if reduced is None:
-            return
-        call, tensor = reduced
-        shown_by = self._batch_major(tensor)
-        if shown_by is None:
-            return
-        shown = cst.Module([]).code_for_node(shown_by).strip().splitlines()[0]
-        line = self.context.position(shown_by).start.line
-        self.report(
-            node,
-            f"`{call}` over dim 0, the batch (`{shown}` at line {line}): each sample's output then depends on "
-            "the rest of the batch; reduce over the sample's own dims instead",
-            facts={"call": call},
-        )
-
-    def _reduction(self, node: cst.Call) -> tuple[str, cst.BaseExpression] | None:
-        """(call, the reduced tensor) when `node` reduces over dim 0."""
+    def _reduction(self, node: cst.Call) -> tuple[str, bool] | None:
+        """(call, whether the receiver is what is reduced) when `node` reduces over dim 0; else its
+        first positional argument is."""
         positional = [arg.value for arg in node.args if arg.keyword is None and not arg.star]
         dim = next((arg.value for arg in node.args if arg.keyword is not None and arg.keyword.value == "dim"), None)
         name = self.context.call_name(node)
         if name in _REDUCTION_FUNCTIONS and positional:
-            position, tensor, call = _REDUCTION_FUNCTIONS[name], positional[0], name.rsplit(".", 1)[1]
+            position, on_receiver, call = _REDUCTION_FUNCTIONS[name], False, name.rsplit(".", 1)[1]
             dim = dim if dim is not None else _at(positional, position)
         elif name is None and isinstance(node.func, cst.Attribute) and node.func.attr.value in _REDUCTION_METHODS:
-            call, tensor = node.func.attr.value, node.func.value
+            call, on_receiver = node.func.attr.value, True
             position = _DIM_POSITION_OF_METHOD.get(call, 0)
             dim = dim if dim is not None else _at(positional, position)
         else:
             return None
         dims = dim.elements if isinstance(dim, (cst.Tuple, cst.List)) else [dim] if dim is not None else []
         dims = [element.value if isinstance(element, cst.BaseElement) else element for element in dims]
-        return (call, tensor) if any(integer_value(d) == 0 for d in dims) else None
+        return (call, on_receiver) if any(integer_value(d) == 0 for d in dims) else None
 
     # -- runtime confirmation -----------------------------------------------------------------
 
@@ -586,53 +447,18 @@ class Unknown(nn.Module):
         )
 
 
-def _merged_names(size: cst.BaseExpression, dims: tuple[str, ...], rest: int) -> tuple[str, ...] | None:
-    """The leading dims (of `dims`) a new dim-0 size merges, `rest` dims named after it: `-1`, or
-    `b * t` in any order of the factors (the tensor's layout, not the product, decides the order)."""
-    if integer_value(size) == -1:
-        return dims[: len(dims) - rest]
-    factors, pending = [], [size]
-    while pending:
-        part = pending.pop()
-        if isinstance(part, cst.BinaryOperation) and isinstance(part.operator, cst.Multiply):
-            pending += [part.left, part.right]
-        elif isinstance(part, cst.Name):
-            factors.append(part.value)
-        else:
-            return None
-    merged = dims[: len(factors)]
-    return merged if sorted(factors) == sorted(merged) else None
+def _is_judged_forward(function: cst.FunctionDef, layouts: Layouts) -> bool:
+    """A module's forward, not of a class whose job is batch statistics, and keeping no running statistics."""
+    owner = layouts.owner_class(function)
+    if owner is None or "forward" not in function.name.value or _MIXING_CLASS.search(owner.name.value):
+        return False
+    return not any(
+        isinstance(node, cst.Attribute) and node.attr.value.startswith("running_") for node in descendants(function)
+    )
 
 
 def _at(values: list, index: int):
     return values[index] if len(values) > index else None
-
-
-def _shape_of(value: cst.BaseExpression) -> str | None:
-    """`x` for `x.shape` / `x.size()`, a local tensor variable."""
-    if m.matches(value, m.Attribute(value=m.Name(), attr=m.Name("shape"))):
-        return value.value.value
-    if m.matches(value, m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("size")), args=[])):
-        return value.func.value.value
-    return None
-
-
-def _sized_tensor(value: cst.BaseExpression, whole_shape: bool) -> str | None:
-    """The local tensor whose dim-0 size `value` reads: `x.shape` / `x.size()` / `x.shape[:2]` when
-    `whole_shape` (unpacked into names), else `x.size(0)` / `x.shape[0]` / `len(x)`."""
-    index = value.slice[0].slice if isinstance(value, cst.Subscript) and len(value.slice) == 1 else None
-    if whole_shape:
-        if isinstance(index, cst.Slice) and index.lower is not None and integer_value(index.lower) != 0:
-            return None
-        return _shape_of(value.value if isinstance(index, cst.Slice) else value)
-    if isinstance(index, cst.Index):
-        return _shape_of(value.value) if integer_value(index.value) == 0 else None
-    size_0 = m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("size")), args=[m.Arg(value=m.Integer("0"))])
-    if m.matches(value, size_0):
-        return value.func.value.value
-    if m.matches(value, m.Call(func=m.Name("len"), args=[m.Arg(value=m.Name())])):
-        return value.args[0].value.value
-    return None
 
 
 def _tests_training(test: cst.BaseExpression) -> bool:

@@ -44,7 +44,7 @@ class TrainModeNotRestored(Rule):
     name = "train-mode-not-restored"
     severity = "warning"
     summary = "model.eval() in the epoch loop is never undone, so later epochs train in eval mode"
-    triggers = (".eval(", "train(False)", "epoch")  # "epoch": a loop whose eval() is in another file
+    triggers = (".eval(", "train(False)", "for epoch")  # an epoch loop whose eval() is in another file
 
     bad = [
         Example(

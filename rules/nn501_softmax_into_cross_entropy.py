@@ -1,5 +1,6 @@
 import libcst as cst
 
+from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
 from nnlint.rule import Example, Rule
 from nnlint.script import script_model
 from nnlint.script.outputs import SOFTMAX, ends, facts
@@ -47,6 +48,14 @@ class SoftmaxIntoCrossEntropy(Rule):
     A forward whose return differs by path (softmax only when
     `not self.training`) is not judged; neither is a model whose class
     nnlint cannot see (an installed package).
+
+    The confirm pass builds the model the loss receives (from the class
+    that builds it in the script) and runs one eval-mode forward on its
+    probe input (nnlint.confirm.activations): confirmed when every output
+    is >= 0 and sums to 1 within 1e-3 along the class dim (dim 1, or the
+    last dim), refuted when it does not (logits: the min, max and largest
+    |sum - 1| are given); unverifiable when the model cannot be built or
+    its output read, or when the softmax is written in the training code.
     """
 
     code = "NN501"
@@ -271,3 +280,26 @@ loss = F.cross_entropy(student_logits, teacher_probs)
             else:
                 why = "which applies log_softmax again (softmax twice: the loss saturates and gradients vanish)"
             self.report(loss, f"{ends(script, meeting)}, {why}: {fix}", facts=facts(meeting))
+
+    @staticmethod
+    def runtime_check(finding: ProbeFinding, session) -> Verdict:
+        """One eval forward of the model the loss receives: is its output a distribution over the classes?"""
+        from nnlint.confirm.activations import dim_name, probabilities, probe_output
+
+        probed, why = probe_output(finding, session, "softmax")
+        if probed is None:
+            return unverifiable(why)
+        dim, loss_dim_error, measured = probabilities(probed)
+        data = {**probed.data, **measured}
+        said = f"in eval(), {probed.where}{probed.first_of}: {probed.range()}"
+        if dim is not None:
+            return confirmed(
+                f"{said}, summing to 1 along {dim_name(probed, dim)} within {measured['max_sum_error'][dim]:.1e}: "
+                f"probabilities, which {finding.facts.get('loss') or 'the loss'} normalises again",
+                class_dim=dim, **data,
+            )
+        return refuted(
+            f"{said}, and the sums along {dim_name(probed, probed.class_dims()[0])} are off 1 by up to "
+            f"{loss_dim_error:.3g}: not probabilities",
+            **data,
+        )

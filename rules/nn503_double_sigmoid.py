@@ -1,5 +1,6 @@
 import libcst as cst
 
+from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
 from nnlint.rule import Example, Rule
 from nnlint.script import script_model
 from nnlint.script.outputs import SIGMOID, ends, facts
@@ -45,6 +46,14 @@ class DoubleSigmoid(Rule):
     A forward whose return differs by path (sigmoid only when
     `not self.training`) is not judged; neither is a model whose class
     nnlint cannot see (an installed package).
+
+    The confirm pass builds the model the loss receives (from the class
+    that builds it in the script) and runs one eval-mode forward on its
+    probe input (nnlint.confirm.activations): confirmed when every output
+    lies in [0, 1] (within 1e-3; a float32 sigmoid saturates to exactly 0
+    or 1), refuted when some output lies outside (logits); the min and
+    max are given. Unverifiable when the model cannot be built or its
+    output read, or when the sigmoid is written in the training code.
     """
 
     code = "NN503"
@@ -164,3 +173,17 @@ loss = criterion(Net()(x), y)
                 f"{ends(script, meeting)}, which applies the sigmoid again (outputs squeezed into (0.5, 0.73)): {fix}",
                 facts=facts(meeting),
             )
+
+    @staticmethod
+    def runtime_check(finding: ProbeFinding, session) -> Verdict:
+        """One eval forward of the model the loss receives: does its output lie in (0, 1)?"""
+        from nnlint.confirm.activations import in_unit_interval, probe_output
+
+        probed, why = probe_output(finding, session, "sigmoid")
+        if probed is None:
+            return unverifiable(why)
+        data = {**probed.data, "min": float(probed.output.min()), "max": float(probed.output.max())}
+        said = f"in eval(), {probed.where}{probed.first_of}: all {probed.output.numel()} outputs have {probed.range()}"
+        if in_unit_interval(probed):
+            return confirmed(f"{said}: probabilities, which BCEWithLogitsLoss squashes again into (0.5, 0.73)", **data)
+        return refuted(f"{said}: outside (0, 1), so not sigmoid outputs", **data)

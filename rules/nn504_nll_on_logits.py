@@ -1,5 +1,6 @@
 import libcst as cst
 
+from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
 from nnlint.rule import Example, Rule
 from nnlint.script import script_model
 from nnlint.script.outputs import LOGITS, ends, facts
@@ -34,6 +35,15 @@ class NllOnLogits(Rule):
     Only a model whose last operation nnlint can see is judged: a model
     of an installed package, or a forward that ends in something else,
     is left alone.
+
+    The confirm pass builds the model the loss receives (from the class
+    that builds it in the script) and runs one eval-mode forward on its
+    probe input (nnlint.confirm.activations): confirmed when the
+    logsumexp over the class dim (dim 1, or the last dim) is off 0 by more
+    than 1e-3 for some sample (not log-probabilities; its range is given),
+    refuted when it is 0 within 1e-3 (a forward that normalises by hand,
+    `x - x.logsumexp(1, keepdim=True)`). Unverifiable when the model cannot
+    be built or its output read.
     """
 
     code = "NN504"
@@ -168,3 +178,27 @@ loss = F.nll_loss(model(x), y)
                 "CrossEntropyLoss",
                 facts=facts(meeting),
             )
+
+    @staticmethod
+    def runtime_check(finding: ProbeFinding, session) -> Verdict:
+        """One eval forward of the model the loss receives: is its output log-probabilities after all?"""
+        from nnlint.confirm.activations import dim_name, log_probabilities, probe_output
+
+        probed, why = probe_output(finding, session, "output")
+        if probed is None:
+            return unverifiable(why)
+        dim, measured = log_probabilities(probed)
+        data = {**probed.data, **measured}
+        said = f"in eval(), {probed.where}{probed.first_of}: {probed.range()}"
+        if dim is not None:
+            return refuted(
+                f"{said}, whose logsumexp along {dim_name(probed, dim)} is 0 within 1e-3: already "
+                "log-probabilities",
+                class_dim=dim, **data,
+            )
+        low, high = measured["logsumexp_range"][probed.class_dims()[0]]
+        return confirmed(
+            f"{said}, whose logsumexp along {dim_name(probed, probed.class_dims()[0])} ranges over "
+            f"[{low:.3g}, {high:.3g}], not 0: not log-probabilities",
+            **data,
+        )

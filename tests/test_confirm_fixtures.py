@@ -62,6 +62,11 @@ EXPECTED_STATUS = {
     ("confirm/structure/fresh_layer.py", 13, "NN204"): "confirmed",  # a new random Linear every forward
     ("confirm/structure/fresh_layer.py", 23, "NN204"): "refuted",  # a constant kernel: the same every call
     ("confirm/training_step/train.py", 10, "NN508"): "unverifiable",  # no training-step configured from here
+    ("confirm/activations/train.py", 15, "NN501"): "confirmed",  # SoftmaxNet's rows sum to 1 along dim 1
+    ("confirm/activations/train.py", 16, "NN503"): "confirmed",  # SigmoidNet's outputs lie in (0, 1)
+    ("confirm/activations/train.py", 17, "NN504"): "confirmed",  # LogitsNet's logsumexp is ~2.4, not 0
+    ("confirm/activations/train.py", 19, "NN503"): "unverifiable",  # ConfiguredSigmoidNet(config): not buildable
+    ("confirm/activations/train.py", 21, "NN501"): "unverifiable",  # softmax written in the script, not the model
 }
 
 

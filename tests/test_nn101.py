@@ -80,9 +80,79 @@ FLAGGED = {
             for head in heads:
                 y = head(x.view(b, c, n))
         """,
+    # Layouts carried past assignments (nnlint.script.layout): the sizes still name the dims.
+    "heads_split_after_a_transpose": """
+        def f(x, heads):
+            B, C, T = x.shape
+            x = x.transpose(1, 2)
+            return x.view(B, heads, T, C // heads)
+        """,
+    "heads_split_through_einops_then_merged_without_moving_them": """
+        from einops import rearrange
+        def f(x, h):
+            b, t, c = x.shape
+            q = rearrange(x, "b t (h d) -> b h t d", h=h)
+            return q.reshape(b, t, c)
+        """,
+    "heads_unflattened_then_viewed_before_time": """
+        def f(x, heads):
+            B, T, C = x.shape
+            q = x.unflatten(-1, (heads, C // heads))
+            return q.reshape(B, heads, T, -1)
+        """,
+    "flattened_then_viewed_in_a_new_order": """
+        def f(x):
+            b, c, h, w = x.shape
+            t = x.flatten(2)
+            return t.view(b, h * w, c)
+        """,
 }
 
 NOT_FLAGGED = {
+    "heads_split_after_time_then_transposed": """
+        def f(x, heads):
+            B, T, C = x.shape
+            return x.view(B, T, heads, C // heads).transpose(1, 2), x.view(B, 1, T, C), x.reshape(B, T, 2, -1)
+        """,
+    "tokens_to_a_map_after_a_transpose": """
+        def f(x, H, W):
+            B, N, C = x.shape
+            return x.transpose(1, 2).reshape(B, C, H, W), x.reshape(B, H, W, C)
+        """,
+    "layout_differs_between_branches": """
+        def f(x, heads, time_major):
+            B, T, C = x.shape
+            if time_major:
+                x = x.transpose(0, 1)
+            return x.view(B, heads, T, -1)
+        """,
+    # transformers videomae: the `else` arm views the tensor the `if` arm had already reshaped.
+    "each_arm_reshapes_the_original": """
+        def f(frames, ts, ps, norm):
+            batch_size, time, num_channels, height, width = frames.shape
+            if norm:
+                frames = frames.view(batch_size, time // ts * height // ps, ts * ps, num_channels)
+            else:
+                frames = frames.view(batch_size, time // ts, ts, num_channels, height // ps, ps, width // ps, ps)
+            return frames
+        """,
+    "transformer_xl_rel_shift": """
+        import torch
+        def _rel_shift(x):
+            zero_pad = torch.zeros((x.size(0), 1, *x.size()[2:]), device=x.device, dtype=x.dtype)
+            x_padded = torch.cat([zero_pad, x], dim=1)
+            x_padded = x_padded.view(x.size(1) + 1, x.size(0), *x.size()[2:])
+            return x_padded[1:].view_as(x)
+        """,
+    # transformers longformer/led `_pad_and_transpose_last_two_dims`: pads, then swaps the sizes on purpose.
+    "padded_then_viewed_with_swapped_sizes": """
+        from torch import nn
+        def pad_and_transpose(hidden_states_padded, padding):
+            hidden_states_padded = nn.functional.pad(hidden_states_padded, padding)
+            return hidden_states_padded.view(
+                *hidden_states_padded.size()[:-2], hidden_states_padded.size(-1), hidden_states_padded.size(-2)
+            )
+        """,
     "tensor_reassigned_later_in_the_loop": """
         def f(x, blocks):
             b, c, n = x.shape

@@ -21,7 +21,7 @@ from nnlint.runner import display_path, run
 from nnlint.static import lint_source
 
 torch = pytest.importorskip("torch")
-from nnlint.confirm.per_sample import reduced_dims, sample_groups  # noqa: E402  (needs torch)
+from nnlint.confirm.coupling import reduced_dims, sample_groups  # noqa: E402  (needs torch)
 from nnlint.confirm.run import confirm  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "confirm"

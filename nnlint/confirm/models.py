@@ -132,7 +132,7 @@ class ProbeModel:
     built_with: str  # e.g. "ViT(num_classes=10), as in train.py:42"
     spec: InputSpec | None = None
     square: int | None = None  # set when the model only accepts one square size
-    causal: bool | str = False  # true, or "strict" (see per_sample.causal_leak)
+    causal: bool | str = False  # true, or "strict" (see coupling.causal_leak)
     note: str = ""  # what was assumed, for the evidence
     inputs: dict[int, torch.Tensor] = field(default_factory=dict)
     second_sizes: tuple[int, ...] | None = None  # the second probe's free sizes, when its own are rejected

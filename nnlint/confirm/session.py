@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nnlint.confirm import per_sample
+from nnlint.confirm import coupling
 from nnlint.confirm.intercept import INIT_FUNCTIONS, CallWatcher, LayoutCall, Site, install_layout_hooks, recording_layout, tensors_in
 from nnlint.confirm.models import (
     BuildError,
@@ -81,8 +81,8 @@ class ModelRecord:
     determinism: Determinism | None = None
     initial_parameters: dict[str, torch.Tensor] = field(default_factory=dict)
     layout: dict[int, list[LayoutCall]] = field(default_factory=dict)  # by probe, from the fitting forwards
-    batch_coupling: Any = None  # per_sample.BatchCoupling, once probed
-    causal_leak: Any = None  # per_sample.CausalLeak, once probed
+    batch_coupling: Any = None  # coupling.BatchCoupling, once probed
+    causal_leak: Any = None  # coupling.CausalLeak, once probed
     init_verdicts: Any = None  # stuck_init.InitVerdict by site, once probed
 
     @property
@@ -324,20 +324,20 @@ class ProbeSession:
         return record.layout[probe]
 
     def batch_coupling(self, record: ModelRecord):
-        """NN102's per-sample gradient probe (nnlint.confirm.per_sample), once per model."""
+        """NN102's per-sample gradient probe (nnlint.confirm.coupling), once per model."""
         if record.probe.shapes_only:
-            return per_sample.BatchCoupling(record.name, reason=record.probe.shapes_only)
+            return coupling.BatchCoupling(record.name, reason=record.probe.shapes_only)
         if record.batch_coupling is None:
             with self.charging("NN102"):
-                record.batch_coupling = per_sample.batch_coupling(self, record)
+                record.batch_coupling = coupling.batch_coupling(self, record)
         return record.batch_coupling
 
     def causal_leak(self, record: ModelRecord):
         """NN103's per-step gradient probe, once per model (after the batch probe, which it relies on)."""
         if record.causal_leak is None:
-            coupling = self.batch_coupling(record)
+            across_samples = self.batch_coupling(record)
             with self.charging("NN103"):
-                record.causal_leak = per_sample.causal_leak(self, record, coupling)
+                record.causal_leak = coupling.causal_leak(self, record, across_samples)
         return record.causal_leak
 
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from nnlint.config import ConfigError
+from nnlint.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def model_entries(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(_MODEL_KEYS)}")
         causal = entry.get("causal", False)
-        if not (isinstance(causal, bool) or causal == "strict"):  # NN103's settings (per_sample.causal_leak)
+        if not (isinstance(causal, bool) or causal == "strict"):  # NN103's settings (coupling.causal_leak)
             raise ConfigError(f'{where}: `causal` must be true, false or "strict", not {causal!r}')
         for key, kind in _MODEL_KEYS.items():
             if key in entry and not isinstance(entry[key], kind):

@@ -13,7 +13,8 @@
 - `constants`: the numbers the file gives its names and settings (`constants`);
 - `length`: how long the run trains, and whether a line runs per batch or per epoch (`length`);
 - `schedules`: the LR schedulers and hand-written decays, and where each is stepped (`schedules`);
-- `outputs`: what each model's forward returns, and where a model's output meets a loss (`outputs`).
+- `outputs`: what each model's forward returns, and where a model's output meets a loss (`outputs`);
+- `layouts`: each tensor's symbolic dims within a function, through layers, views and permutes (`layout`).
 
 Each part is built on first use, at the end of the traversal (rules ask from `leave_Module`, when the
 import table is complete), so a rule that needs only the roles never pays for the timeline.
@@ -104,6 +105,13 @@ class Script:
         """What each model class's forward returns (softmax, log_softmax, sigmoid, logits) and where a
         model's output meets a loss (`outputs`)."""
         return Outputs(self)
+
+    @cached_property
+    def layouts(self):
+        """Symbolic tensor layouts per function: views read as dims, layouts at each call (`layout`)."""
+        from nnlint.script.layout import Layouts
+
+        return Layouts(self.context)
 
     def mode_free(self, subject: str, scope) -> bool:
         """The model named `subject` (in `scope`) has no layer whose output depends on train/eval mode."""

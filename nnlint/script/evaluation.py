@@ -29,8 +29,8 @@ _EVAL_FUNCTION_WORDS = frozenset(
 )  # fmt: skip
 _LOADS = frozenset({"load_state_dict", "from_pretrained", "load_from_checkpoint", "load_checkpoint"})
 # A file has evaluation calls only if it trains or loads weights: the triggers of rules that read them
-# ("epoch": an epoch loop whose training and evaluation are functions of another file).
-EVALUATION_TRIGGERS = ("backward", "epoch", *_LOADS, "torch.load", "hub.load")
+# ("for epoch": an epoch loop whose training and evaluation are functions of another file).
+EVALUATION_TRIGGERS = ("backward", "for epoch", *_LOADS, "torch.load", "hub.load")
 _EVAL_DATA_WORDS = frozenset({"val", "valid", "validation", "test", "testing", "eval", "dev", "holdout"})
 
 

@@ -21,17 +21,37 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import libcst as cst
 
+from nnlint.context import FileContext
 from nnlint.names import dotted_name
-from nnlint.script.objects import unwrap
+from nnlint.script.index import FileIndex
+from nnlint.script.objects import Objects, unwrap
 from nnlint.script.roles import argument_for
 from nnlint.tree import child_nodes
 
-if TYPE_CHECKING:
-    from nnlint.script import Script
+
+class Script(Protocol):
+    """What this module reads of a file's script model (nnlint.script.Script, which builds `Outputs` as one
+    of its parts): this file's, or another project file's that a base class or a model class comes from."""
+
+    context: FileContext
+
+    @property
+    def index(self) -> FileIndex: ...
+
+    @property
+    def objects(self) -> Objects: ...
+
+    @property
+    def outputs(self) -> Outputs: ...
+
+    def at(self, node) -> str: ...
+
+    def code(self, node) -> str: ...
+
 
 SOFTMAX, LOG_SOFTMAX, SIGMOID, LOGITS = "softmax", "log_softmax", "sigmoid", "logits"
 _LOG = "log"
@@ -506,4 +526,7 @@ def facts(meeting: Meeting) -> dict[str, str | None]:
         "built_by": dotted_name(meeting.built.func) if meeting.built is not None else None,
         "output": meeting.output.kind,
         "loss": meeting.loss_name,
+        # "script": the activation is written in the training code (`torch.softmax(model(x), 1)`), so the
+        # model's own output says nothing about it; "model": its forward or last layer applies it.
+        "applied_by": "model" if meeting.output.model is not None or meeting.output.layer else "script",
     }
