@@ -1,8 +1,11 @@
 """The example projects in fixtures/: exactly the planted bugs are found, and nothing in correct code.
 
 `buggy_vit` plants each headline bug where an engineer would write it;
-`clean_cnn` is a correct training project; `traps` is correct code that
-looks like the bugs (RULES.md's traps column). A finding that appears or
+`loop_bugs` the training-loop bugs; `model_bugs` the model and loss bugs,
+with the model in model.py and its loss in train.py; `clean_cnn`,
+`clean_loops` and `clean_models` are correct projects, the last two full of
+look-alikes; `traps` is correct code that looks like the bugs (RULES.md's
+traps column). A finding that appears or
 disappears here is a change a user would see.
 """
 
@@ -36,11 +39,23 @@ LOOP_BUGS = [
     ("loop_bugs/train.py", 45, "NN508", "loss.backward()"),  # on torch.tensor(...item(), requires_grad=True)
     ("loop_bugs/train.py", 61, "NN403", "scheduler.step()"),  # at the top of the epoch, before train_epoch
 ]
+# (path, line, code, what that line says): the model and loss bugs planted in model_bugs, split across files.
+MODEL_BUGS = [
+    ("model_bugs/model.py", 18, "NN101", "q = q.reshape(B, self.heads, T, C // self.heads)"),  # on (B, T, C)
+    ("model_bugs/model.py", 19, "NN101", "k = k.reshape(B, self.heads, T, C // self.heads)"),
+    ("model_bugs/model.py", 20, "NN101", "v = v.reshape(B, self.heads, T, C // self.heads)"),
+    ("model_bugs/model.py", 30, "NN203", "self.blocks = [Attention(dim, heads) for _ in range(depth)]"),
+    ("model_bugs/model.py", 37, "NN204", "gate = nn.Linear(x.size(-1), 1)(x)"),  # a new layer every call
+    ("model_bugs/model.py", 39, "NN104", "return F.softmax(self.head(x))"),  # no dim
+    ("model_bugs/train.py", 16, "NN501", "loss = criterion(model(tokens), labels)"),  # CrossEntropyLoss on it
+]
 EXPECTED = {
     "buggy_vit": [bug[:3] for bug in PLANTED_BUGS],
     "loop_bugs": [bug[:3] for bug in LOOP_BUGS],
+    "model_bugs": [bug[:3] for bug in MODEL_BUGS],
     "clean_cnn": [],
     "clean_loops": [],
+    "clean_models": [],
     "traps": [],
 }
 
@@ -57,7 +72,9 @@ def test_fixture_project_gives_exactly_the_expected_findings(project, monkeypatc
 
 
 @pytest.mark.parametrize(
-    ("path", "line", "code", "text"), PLANTED_BUGS + LOOP_BUGS, ids=[bug[2] for bug in PLANTED_BUGS + LOOP_BUGS]
+    ("path", "line", "code", "text"),
+    PLANTED_BUGS + LOOP_BUGS + MODEL_BUGS,
+    ids=[bug[2] for bug in PLANTED_BUGS + LOOP_BUGS + MODEL_BUGS],
 )
 def test_the_expected_lines_still_hold_the_planted_bugs(path, line, code, text):
     """Editing a fixture shifts lines: this says which expectation to update."""
