@@ -266,11 +266,7 @@ loss = F.cross_entropy(student_logits, teacher_probs)
 
     def leave_Module(self, node: cst.Module) -> None:
         script = script_model(self.context)
-        found = [
-            (meeting.loss, meeting)
-            for meeting in script.outputs.meetings
-            if meeting.output.kind == SOFTMAX and meeting.loss_name in ("CrossEntropyLoss", "NLLLoss")
-        ]
+        found = script.outputs.fed(SOFTMAX, "CrossEntropyLoss", "NLLLoss")
         for loss, meeting in script.reports(found):
             fix = "return the logits from forward and apply softmax only for predictions" if meeting.output.model \
                 else "pass the logits"  # fmt: skip

@@ -160,11 +160,7 @@ loss = criterion(Net()(x), y)
 
     def leave_Module(self, node: cst.Module) -> None:
         script = script_model(self.context)
-        found = [
-            (meeting.loss, meeting)
-            for meeting in script.outputs.meetings
-            if meeting.output.kind == SIGMOID and meeting.loss_name == "BCEWithLogitsLoss"
-        ]
+        found = script.outputs.fed(SIGMOID, "BCEWithLogitsLoss")
         for loss, meeting in script.reports(found):
             fix = "return the logits from forward and apply the sigmoid only for predictions" if meeting.output.model \
                 else "pass the logits"  # fmt: skip

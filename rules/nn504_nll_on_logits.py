@@ -165,11 +165,7 @@ loss = F.nll_loss(model(x), y)
 
     def leave_Module(self, node: cst.Module) -> None:
         script = script_model(self.context)
-        found = [
-            (meeting.loss, meeting)
-            for meeting in script.outputs.meetings
-            if meeting.output.kind == LOGITS and meeting.loss_name == "NLLLoss" and meeting.model_call is not None
-        ]
+        found = [(loss, meeting) for loss, meeting in script.outputs.fed(LOGITS, "NLLLoss") if meeting.model_call]
         for loss, meeting in script.reports(found):
             self.report(
                 loss,

@@ -117,11 +117,7 @@ loss = F.binary_cross_entropy(model(x), x)
 
     def leave_Module(self, node: cst.Module) -> None:
         script = script_model(self.context)
-        found = [
-            (meeting.loss, meeting)
-            for meeting in script.outputs.meetings
-            if meeting.output.kind == SIGMOID and meeting.loss_name == "BCELoss"
-        ]
+        found = script.outputs.fed(SIGMOID, "BCELoss")
         for loss, meeting in script.reports(found):
             fix = "return the logits from forward and use nn.BCEWithLogitsLoss" if meeting.output.model \
                 else "drop the sigmoid and use BCEWithLogitsLoss"  # fmt: skip

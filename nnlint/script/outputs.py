@@ -424,6 +424,10 @@ class Outputs:
                         found.add(param.name.value)
         return frozenset(found)
 
+    def fed(self, kind: str, *losses: str) -> list[tuple[cst.Call, Meeting]]:
+        """(loss call, meeting) for each loss of `losses` given an output of `kind`: what a rule reports."""
+        return [(m.loss, m) for m in self.meetings if m.output.kind == kind and m.loss_name in losses]
+
     @cached_property
     def meetings(self) -> list[Meeting]:
         """Every loss call of this file whose prediction is of a known kind."""
