@@ -76,10 +76,8 @@ _LAYER_DIMS = [
         SAME,
     ),
 ]
-# Layers whose input is (N, C, ...) by their API: dim 0 of what they return is the batch. Off for now:
-# fixtures/confirm/batch_mixing.py's SignalScaler (`h = self.conv(signal); h.norm(dim=0)`) is meant to be
-# found at runtime only, and tests/test_per_sample.py checks its runtime message; turn it on with them.
-CONV_OUTPUT_SHOWS_BATCH = False
+# Layers whose input is (N, C, ...) by their API: dim 0 of what they return is the batch (a Linear's is
+# not: it also takes time-major (T, B, C) input).
 _BATCH_FIRST_LAYERS = re.compile(r"(^|\.)(Lazy)?(Conv|ConvTranspose|BatchNorm)[123]d$")
 _FUNCTION_DIMS = {"linear": LAST, "pad": None, "interpolate": SPATIAL, "layer_norm": SAME, "group_norm": SAME}
 
@@ -761,7 +759,7 @@ class Layouts:
         func, layer = call.func, None
         if isinstance(func, cst.Attribute) and self._classes:
             layer = self._layers.get(self._classes[-1], {}).get(func.attr.value)
-        batch_first = CONV_OUTPUT_SHOWS_BATCH and layer is not None and bool(_BATCH_FIRST_LAYERS.search(layer))
+        batch_first = layer is not None and bool(_BATCH_FIRST_LAYERS.search(layer))
         if not source and not batch_first:
             return None
         source = source or Layout()
