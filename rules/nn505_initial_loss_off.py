@@ -4,16 +4,17 @@ from nnlint.rule import Example, Rule
 class InitialLossOff(Rule):
     """
     ## What it does
-    For a model declared in the configuration with its loss and class
-    count, checks at run time that its loss at initialisation is what a
-    uniform prediction gives: `-log(1/C) = log(C)` for cross-entropy over C
+    For a model declared in the configuration with its loss (and class
+    count, else read from its final layer: the last dim of its output),
+    checks at run time that its loss at initialisation is what a uniform
+    prediction gives: `-log(1/C) = log(C)` for cross-entropy over C
     classes (2.30 for 10 classes). It is reported at the model's
     `forward()`.
 
     ```toml
     [tool.nnlint.models.Net]
     loss = "cross_entropy"   # the only loss known so far
-    classes = 10
+    classes = 10             # optional
     ```
 
     ## Why is this bad?

@@ -60,11 +60,10 @@ def test_a_misspelt_training_step_key_is_a_configuration_error(tmp_path, nnlint)
 
 
 def test_declared_loss_and_classes_are_checked():
-    entry = {"Net": {"loss": "cross_entropy", "classes": 10}}
+    entry = {"Net": {"loss": "cross_entropy", "classes": 10}, "Head": {"loss": "cross_entropy"}}
     assert model_entries(entry) == entry
     bad = [
-        ({"loss": "cross_entropy"}, "`loss` and `classes` go together"),
-        ({"classes": 10}, "`loss` and `classes` go together"),
+        ({"classes": 10}, "`classes` is read only with `loss`"),
         ({"loss": "mse", "classes": 10}, "loss = 'mse' is not one of: cross_entropy"),
         ({"loss": "cross_entropy", "classes": 1}, "`classes` must be a whole number of at least 2, not 1"),
         ({"loss": "cross_entropy", "classes": True}, "`classes` must be a whole number of at least 2, not True"),
@@ -147,6 +146,7 @@ def test_each_declared_model_gets_its_status(initial_loss):
         "CalibratedNet": ("models.py", 21, "refuted"),  # torch's default init
         "KeptImageNetHead": ("models.py", 31, "confirmed"),  # 1000 outputs for 10 classes
         "NeedsConfig": ("models.py", 40, "unverifiable"),  # cannot be built without its config
+        "UndeclaredClasses": ("models.py", 51, "confirmed"),  # 7 classes read from its head, logits x 20
     }
 
 
@@ -159,6 +159,8 @@ def test_the_evidence_gives_the_measured_and_the_expected_loss(initial_loss):
     assert "no dim of 10 classes" in initial_loss["KeptImageNetHead"].evidence["summary"]
     assert initial_loss["KeptImageNetHead"].evidence["output_shape"] == [5, 1000]
     assert "NeedsConfig cannot be built" in initial_loss["NeedsConfig"].evidence["summary"]
+    read = initial_loss["UndeclaredClasses"].evidence
+    assert read["classes"] == 7 and "7 classes read from its output's last dim" in read["summary"]
 
 
 def test_a_refuted_initial_loss_is_hidden_by_default(monkeypatch):
@@ -167,7 +169,7 @@ def test_a_refuted_initial_loss_is_hidden_by_default(monkeypatch):
 
     monkeypatch.chdir(FIXTURES / "initial_loss")
     located = invoke(".", "--confirm", "--format", "json").located()
-    assert located == [("models.py", 11, "NN505"), ("models.py", 31, "NN505"), ("models.py", 40, "NN505")]
+    assert located == [("models.py", line, "NN505") for line in (11, 31, 40, 51)]
 
 
 def test_initial_loss_examples_at_their_marked_lines(tmp_path):

@@ -42,13 +42,13 @@ def initial_loss_findings(session: ProbeSession) -> list[RuntimeFinding]:
         site = forward_site(record.probe.module)
         if "loss" not in declared or site is None or not session.owns(site.path):
             continue
-        classes = declared["classes"]
         try:
             with session.charging("NN505"):
-                status, evidence, data = initial_loss(session, record, classes)
+                status, evidence, data = initial_loss(session, record, declared.get("classes"))
         except Exception as error:  # its forward fails in eval() on the probe: say so, judge the others
-            status, data = UNVERIFIABLE, {"model": record.name, "classes": classes}
+            status, data = UNVERIFIABLE, {"model": record.name, "classes": declared.get("classes")}
             evidence = f"{record.name}'s eval() forward on its probe raised {type(error).__name__}: {str(error)[:200]}"
+        classes = data.get("classes") or "its"
         message = (
             f"{record.name}'s cross-entropy at initialisation is far from log({classes}), a uniform prediction's"
             if status == CONFIRMED else f"{record.name}'s cross-entropy at initialisation over {classes} classes"
@@ -68,15 +68,15 @@ def _unbuilt(session: ProbeSession, name: str, why: str) -> RuntimeFinding | Non
         return None
     if not session.owns(path):
         return None
-    classes = session.configured_models[name]["classes"]
+    classes = session.configured_models[name].get("classes") or "its"
     message = f"{name}'s cross-entropy at initialisation over {classes} classes"
     return RuntimeFinding("NN505", path, line, message, why, {"model": name, "classes": classes}, UNVERIFIABLE)
 
 
-def initial_loss(session: ProbeSession, record: ModelRecord, classes: int) -> tuple[str, str, dict]:
-    """(status, evidence, data) for one model declared with cross-entropy over `classes` classes."""
-    expected = math.log(classes)
-    data = {"model": record.name, "classes": classes, "expected": expected, "tolerance": TOLERANCE}
+def initial_loss(session: ProbeSession, record: ModelRecord, classes: int | None) -> tuple[str, str, dict]:
+    """(status, evidence, data) for one model declared with cross-entropy over `classes` classes (None: as
+    many as its final layer gives, the last dim of its output)."""
+    data = {"model": record.name, "classes": classes, "tolerance": TOLERANCE}
     if record.probe.shapes_only:
         return UNVERIFIABLE, record.probe.shapes_only, data
     with torch.no_grad():
@@ -88,6 +88,13 @@ def initial_loss(session: ProbeSession, record: ModelRecord, classes: int) -> tu
         return UNVERIFIABLE, f"{record.name}'s output is {kind}, not logits", data
     shape = tuple(output.shape)
     where = f"{record.name} on {record.probe.describe_input()}"
+    if classes is None:  # read from the final layer: the width of the output's last dim
+        if output.dim() < 2 or shape[-1] < 2:
+            return UNVERIFIABLE, f"{where} outputs {shape}: no class dim to read; declare `classes`", data
+        classes = shape[-1]
+        where += f", {classes} classes read from its output's last dim"
+    expected = math.log(classes)
+    data.update(classes=classes, expected=expected)
     dim = output.dim() - 1 if shape[-1] == classes else 1 if output.dim() > 1 and shape[1] == classes else None
     data["output_shape"] = list(shape)
     if dim is None:

@@ -76,10 +76,10 @@ def model_entries(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _check_declared_loss(where: str, entry: dict[str, Any]) -> None:
-    """NN505's keys: `loss` and `classes` go together (the loss at initialisation is judged against
-    log(classes)); `classes` is a whole number of at least 2, not a bool."""
-    if ("loss" in entry) != ("classes" in entry):
-        raise ConfigError(f'{where}: `loss` and `classes` go together (NN505), e.g. loss = "cross_entropy", classes = 10')
+    """NN505's keys: `loss`, and optionally `classes` (else read from the model's output): the loss at
+    initialisation is judged against log(classes); `classes` is a whole number of at least 2, not a bool."""
+    if "classes" in entry and "loss" not in entry:
+        raise ConfigError(f'{where}: `classes` is read only with `loss` (NN505), e.g. loss = "cross_entropy", classes = 10')
     if "loss" in entry and entry["loss"] not in LOSSES:
         raise ConfigError(f"{where}: loss = {entry['loss']!r} is not one of: {', '.join(LOSSES)}")
     classes = entry.get("classes", 2)
