@@ -190,3 +190,22 @@ def test_every_rule_reports_only_lines_of_the_file_it_lints(nnlint, write):
     engine_codes = sorted(code for path, _, code in outcome.located() if path == "engine.py")
     assert "NN402" in train_codes and "NN402" not in engine_codes  # the StepLR is built in train.py
     assert {"NN506", "NN602"} <= set(engine_codes) and not {"NN506", "NN602"} & set(train_codes)
+
+
+def test_init_function_of_another_module_passed_to_apply(nnlint, write):
+    """NN201 judges the init function where it is written, whichever file applies it."""
+    write({
+        "init_utils.py": (
+            "import torch.nn as nn\n\n\n"
+            "def weights_init(m):\n"
+            "    if isinstance(m, (nn.Conv2d, nn.Linear)):\n"
+            "        nn.init.constant_(m.weight, 0.01)\n"
+        ),
+        "train.py": (
+            "import torch.nn as nn\n\nfrom init_utils import weights_init\n\n"
+            "model = nn.Sequential(nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 2))\n"
+            "model.apply(weights_init)\n"
+        ),
+    })  # fmt: skip
+    outcome = nnlint("--select", "NN201", "--format", "json", ".")
+    assert outcome.located() == [("init_utils.py", 6, "NN201")]
