@@ -58,13 +58,20 @@ def descendants(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
 def walk_with_ancestors(
     node: cst.CSTNode, ancestors: list[cst.CSTNode] | None = None
 ) -> Iterator[tuple[cst.CSTNode, list[cst.CSTNode]]]:
-    """Every node under `node` in source order, with the (live) list of nodes enclosing it."""
+    """Every node under `node` in source order, with the (live) list of nodes enclosing it.
+
+    An explicit stack, not nested generators: `yield from` through a deep tree costs its depth per node."""
     ancestors = [] if ancestors is None else ancestors
-    yield node, ancestors
-    ancestors.append(node)
-    for child in child_nodes(node):
-        yield from walk_with_ancestors(child, ancestors)
-    ancestors.pop()
+    stack: list[tuple[cst.CSTNode, bool]] = [(node, False)]
+    while stack:
+        current, leaving = stack.pop()
+        if leaving:
+            ancestors.pop()
+            continue
+        yield current, ancestors
+        ancestors.append(current)
+        stack.append((current, True))
+        stack.extend((child, False) for child in reversed(list(child_nodes(current))))
 
 
 def source_code(node: cst.CSTNode) -> str:

@@ -53,22 +53,35 @@ class FileIndex:
     parent_function: dict[cst.FunctionDef, cst.FunctionDef | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        module = self.context.module
-        for node, ancestors in walk_with_ancestors(module, []):
-            if isinstance(node, cst.FunctionDef):
-                self._read_function(node, ancestors)
-            elif isinstance(node, cst.ClassDef):
-                self.classes.setdefault(node.name.value, node)
-            elif isinstance(node, cst.Call):
-                self.calls.append((node, _innermost(ancestors, cst.FunctionDef)))
-            elif isinstance(node, (cst.Assign, cst.AnnAssign, cst.AugAssign)) and node.value is not None:
-                targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
-                for target in targets:
-                    self._bind_target(target, node.value, node, ancestors)
-            elif isinstance(node, (cst.For, cst.CompFor)):
-                self._bind_target(node.target, None, node, ancestors)
-            elif isinstance(node, cst.WithItem) and node.asname is not None:
-                self._bind_target(node.asname.name, node.item, node, ancestors)
+        # Dispatch on the exact type: isinstance against libcst's abstract bases costs more than the walk.
+        read = {
+            cst.FunctionDef: self._read_function, cst.ClassDef: self._read_class, cst.Call: self._read_call,
+            cst.Assign: self._read_assignment, cst.AnnAssign: self._read_assignment, cst.AugAssign: self._read_assignment,
+            cst.For: self._read_loop, cst.CompFor: self._read_loop, cst.WithItem: self._read_with,
+        }  # fmt: skip
+        for node, ancestors in walk_with_ancestors(self.context.module, []):
+            handler = read.get(type(node))
+            if handler is not None:
+                handler(node, ancestors)
+
+    def _read_class(self, node: cst.ClassDef, ancestors: list[cst.CSTNode]) -> None:
+        self.classes.setdefault(node.name.value, node)
+
+    def _read_call(self, node: cst.Call, ancestors: list[cst.CSTNode]) -> None:
+        self.calls.append((node, _innermost(ancestors, cst.FunctionDef)))
+
+    def _read_assignment(self, node: cst.Assign | cst.AnnAssign | cst.AugAssign, ancestors: list[cst.CSTNode]) -> None:
+        if node.value is not None:
+            targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+            for target in targets:
+                self._bind_target(target, node.value, node, ancestors)
+
+    def _read_loop(self, node: cst.For | cst.CompFor, ancestors: list[cst.CSTNode]) -> None:
+        self._bind_target(node.target, None, node, ancestors)
+
+    def _read_with(self, node: cst.WithItem, ancestors: list[cst.CSTNode]) -> None:
+        if node.asname is not None:
+            self._bind_target(node.asname.name, node.item, node, ancestors)
 
     def _read_function(self, function: cst.FunctionDef, ancestors: list[cst.CSTNode]) -> None:
         self.functions.setdefault(function.name.value, []).append(function)
