@@ -35,14 +35,30 @@ def child_fields(node_type: type) -> tuple[str, ...]:
     )
 
 
+def _concrete_node_types() -> frozenset[type]:
+    found, pending = set(), [cst.CSTNode]
+    while pending:
+        for subclass in pending.pop().__subclasses__():
+            found.add(subclass)
+            pending.append(subclass)
+    return frozenset(found)
+
+
+# Every node class: a set lookup on the exact type, where isinstance against libcst's abstract base
+# classes goes through the ABC machinery on each of the millions of fields a walk reads.
+_NODE_TYPES = _concrete_node_types()
+_SEQUENCES = (list, tuple)
+
+
 def child_nodes(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     for name in child_fields(type(node)):
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
+        kind = type(value)
+        if kind in _NODE_TYPES:
             yield value
-        elif isinstance(value, (list, tuple)):
+        elif kind in _SEQUENCES:
             for item in value:
-                if isinstance(item, cst.CSTNode):
+                if type(item) in _NODE_TYPES:
                     yield item
 
 
