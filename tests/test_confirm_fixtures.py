@@ -67,6 +67,9 @@ EXPECTED_STATUS = {
     ("confirm/activations/train.py", 17, "NN504"): "confirmed",  # LogitsNet's logsumexp is ~2.4, not 0
     ("confirm/activations/train.py", 19, "NN503"): "unverifiable",  # ConfiguredSigmoidNet(config): not buildable
     ("confirm/activations/train.py", 21, "NN501"): "unverifiable",  # softmax written in the script, not the model
+    ("confirm/missing_imports/plain_model.py", 36, "NN301"): "confirmed",  # its imports not installed: stood in
+    ("confirm/missing_imports/uses_missing.py", 15, "NN301"): "unverifiable",  # Backbone needs the missing package
+    ("confirm/forks/model.py", 47, "NN301"): "confirmed",  # its processes and thread are ended with the probe
 }
 
 
@@ -96,6 +99,8 @@ def test_a_crash_is_an_nn902_naming_the_signal_and_the_users_frame(confirmed_rep
     assert {path: e["code"] for path, e in errors.items()} == {
         "confirm/hostile/crash_in_forward.py": "NN902",
         "confirm/hostile/huge_model.py": "NN902",  # the probes that need numbers did not run
+        "confirm/missing_imports/uses_missing.py": "NN902",  # its models use a package not installed
+        "confirm/missing_imports/project_module.py": "NN902",  # a project module is never stood in
     }
     crash = errors["confirm/hostile/crash_in_forward.py"]
     assert "SIGSEGV" in crash["message"]
@@ -131,7 +136,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import StepLR
 
-import not_a_real_package_xyz
+from torch import not_a_real_name_xyz  # an ImportError, not a missing package: never stood in
 
 EPOCHS = 20
 
@@ -161,7 +166,7 @@ def test_a_failing_import_keeps_the_verdicts_that_needed_no_model(tmp_path, monk
     report = invoke("train.py", "--confirm", "--format", "json").json()
     assert [(f["code"], f["status"]) for f in report["findings"]] == [("NN401", "confirmed")]
     [error] = report["errors"]
-    assert error["code"] == "NN902" and "not_a_real_package_xyz" in error["message"]
+    assert error["code"] == "NN902" and "not_a_real_name_xyz" in error["message"]
 
 
 def test_buggy_vit_dropout_and_reshape_are_confirmed(monkeypatch):

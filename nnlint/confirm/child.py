@@ -3,7 +3,11 @@
 It imports torch once, then forks one worker per file (up to `parallel` at a
 time) so that each file pays neither torch's import nor the others' crashes.
 A worker runs with an address-space cap, its stdout/stderr in a log file,
-and is killed (with its process group) past the timeout. For each job the
+and is killed (with its process group) past the timeout. Whatever the user's code
+starts outlives no probe: each worker leads its own process group, killed when
+the worker ends (done, crashed or timed out), and this process is the
+subreaper of everything below it (Linux), so that processes that left the group
+(`setsid`) are re-parented here when their parent dies, and killed. For each job the
 child prints one JSON line on stdout: `{"job": i, "outcome": ..., "reason": ...}`;
 the worker's verdicts are in `<workdir>/<i>.json`.
 """
@@ -72,10 +76,14 @@ def _run_job(job: dict, project: dict, on_model: Callable[[str], None]) -> dict:
 
 
 def _worker(index: int, job: dict, request: dict, progress: int) -> None:
-    """The forked worker: isolate, cap, run, write the result; never returns. It names each model it
-    builds on the `progress` pipe (one short line: atomic beside the other workers' lines)."""
+    """The forked worker: isolate, cap, run, write the result; never returns (`os._exit`, so that no
+    non-daemon thread of the user's keeps it alive). It names each model it builds on the `progress`
+    pipe (one short line: atomic beside the other workers' lines)."""
     workdir = Path(request["workdir"])
-    os.setpgid(0, 0)
+    os.setpgid(0, 0)  # the parent does it too: whichever runs first, the group exists before user code
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the child's stop handlers are not the user's
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     log = os.open(workdir / f"{index}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -108,6 +116,17 @@ def _ended(index: int, status: int, workdir: Path) -> tuple[str, str]:
     return "crashed", f"the probe process exited with status {os.WEXITSTATUS(status)} (os._exit in the user's code?)"
 
 
+class _Stopped(Exception):
+    """SIGTERM or SIGINT reached the child (the parent gave up, or Ctrl-C): end every worker's group first."""
+
+
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def _stop(signum, frame) -> None:
+    raise _Stopped(signal.Signals(signum).name)
+
+
 def serve(request: dict) -> None:
     import torch  # once, before forking: every worker inherits it
 
@@ -115,8 +134,26 @@ def serve(request: dict) -> None:
     from nnlint.rule import all_rules
 
     all_rules()
-    pending = list(enumerate(request["jobs"]))
+    _become_subreaper()
+    for number in _STOP_SIGNALS:
+        signal.signal(number, _stop)
     running: dict[int, tuple[int, float]] = {}  # pid -> (job index, start)
+    try:
+        _serve(request, running)
+    except _Stopped:
+        pass
+    finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)  # a second Ctrl-C does not cut the clean-up short
+        for pid in running:
+            _kill_group(pid)
+        for pid in running:
+            _reap(pid)
+        running.clear()
+        _kill_strays(running)
+
+
+def _serve(request: dict, running: dict[int, tuple[int, float]]) -> None:
+    pending = list(enumerate(request["jobs"]))
     workdir = Path(request["workdir"])
     progress_in, progress_out = os.pipe()
     os.set_blocking(progress_in, False)
@@ -124,27 +161,129 @@ def serve(request: dict) -> None:
         while pending and len(running) < request["parallel"]:
             index, job = pending.pop(0)
             sys.stdout.flush()
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)  # no stop handler runs in a fresh worker
             pid = os.fork()
             if pid == 0:
                 os.close(progress_in)
                 _worker(index, job, request, progress_out)
+            try:
+                os.setpgid(pid, pid)  # as the worker does: no killpg can miss the group
+            except OSError:
+                pass  # the worker did it first, or is gone already
             running[pid] = (index, time.monotonic())
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         _forward_progress(progress_in)
-        pid, status = os.waitpid(-1, os.WNOHANG)
+        pid = _exited()
         if pid:
+            if pid not in running:  # a user process re-parented here (this is its subreaper)
+                _reap(pid)
+                continue
             index, _ = running.pop(pid)
+            _kill_group(pid)  # while its leader is a zombie, the group's id cannot be reused
+            status = _reap(pid)
+            _kill_strays(running)
             outcome, reason = _ended(index, status, workdir)
             print(json.dumps({"job": index, "outcome": outcome, "reason": reason}), flush=True)
             continue
         now = time.monotonic()
         for pid, (index, started) in list(running.items()):
             if now - started > request["timeout"]:
-                os.killpg(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
+                _kill_group(pid)
+                _reap(pid)
                 del running[pid]
+                _kill_strays(running)
                 reason = f"the probe did not finish within {request['timeout']} s (an endless loop or a hang?)"
                 print(json.dumps({"job": index, "outcome": "timeout", "reason": reason}), flush=True)
         time.sleep(0.01)
+
+
+def _become_subreaper() -> None:
+    """Orphans of the user's processes are re-parented to this process instead of init (Linux's
+    PR_SET_CHILD_SUBREAPER), so that those that left their worker's process group can still be found."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass  # not Linux: the process groups alone
+
+
+def _exited() -> int:
+    """A child that has exited, left unreaped (a zombie keeps its pid and process group), or 0."""
+    try:
+        info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return 0
+    return info.si_pid if info else 0
+
+
+def _reap(pid: int) -> int:
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return 0
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # nothing left in it
+
+
+def _processes() -> dict[int, tuple[int, int, str]]:
+    """pid -> (parent pid, process group, state) of every process /proc shows (empty without /proc)."""
+    table = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return table
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                text = stat.read()
+        except OSError:
+            continue  # gone meanwhile
+        state, ppid, pgrp = text[text.rfind(b")") + 2 :].split()[:3]  # the command name may hold spaces
+        table[int(name)] = (int(ppid), int(pgrp), state.decode())
+    return table
+
+
+def _kill_strays(running: dict, patience: float = 3.0) -> None:
+    """Kill every process below this one that no running worker owns, until none is left: what the
+    user's code started outside its worker's group (`setsid`), re-parented here as its parents die.
+    The descendants of running workers, and orphans still in a running worker's group, are left alone."""
+    me = os.getpid()
+    deadline = time.monotonic() + patience
+    while True:
+        table = _processes()
+        below: dict[int, list[int]] = {}
+        for pid, (ppid, _, _) in table.items():
+            below.setdefault(ppid, []).append(pid)
+        strays, stack = [], [pid for pid in below.get(me, []) if pid not in running and table[pid][1] not in running]
+        while stack:
+            pid = stack.pop()
+            strays.append(pid)
+            stack.extend(below.get(pid, []))
+        if not strays:
+            return
+        for pid in strays:
+            if table[pid][2] != "Z":
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        for pid in below.get(me, []):
+            if pid in strays:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+        if time.monotonic() > deadline:
+            return  # e.g. a process stuck in uninterruptible sleep: it is killed when it wakes
+        time.sleep(0.005)
 
 
 def _forward_progress(pipe: int) -> None:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from nnlint.confirm.project import NAME_ARGUMENT
+from nnlint.confirm.safe_load import MissingModuleUsed
 
 # Two probes per model: the second, with other sizes, before a shape verdict is final.
 PROBE_BATCHES = (5, 3)
@@ -293,6 +294,8 @@ def _accepts(probe_model: ProbeModel, probe: int, seed: int, watch: Watch) -> Ex
     try:
         with torch.no_grad(), watch(probe):
             probe_model.module(probe_model.probe_input(probe, seed))
+    except MissingModuleUsed:  # it needs a package that is not installed: no size will do
+        raise
     except Exception as error:  # the user's forward rejects these sizes, whatever its exception
         return error
     return None

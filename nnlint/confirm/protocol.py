@@ -17,6 +17,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from nnlint.confirm.safe_load import STOOD_IN
+
 CONFIRMED, REFUTED, UNVERIFIABLE = "confirmed", "refuted", "unverifiable"
 
 # A class named like this runs dropout at inference on purpose (Monte-Carlo dropout): NN301's
@@ -43,8 +45,19 @@ class Verdict:
     evidence: str
     data: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        _say_stand_ins(self)
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _say_stand_ins(judgement) -> None:
+    """A verdict reached with stand-ins for packages that are not installed (safe_load) says which."""
+    if STOOD_IN and "stand_ins" not in judgement.data:
+        judgement.data["stand_ins"] = list(STOOD_IN)
+        names = ", ".join(f"`{name}`" for name in STOOD_IN)
+        object.__setattr__(judgement, "evidence", f"{judgement.evidence} (stand-ins for {names}: not installed)")
 
 
 def listed(names: list[str], most: int = 4) -> str:
@@ -75,3 +88,6 @@ class RuntimeFinding:
     evidence: str
     data: dict[str, Any] = field(default_factory=dict)
     status: str = CONFIRMED  # an R-only check also says what it refuted (shown with --show-refuted)
+
+    def __post_init__(self) -> None:
+        _say_stand_ins(self)

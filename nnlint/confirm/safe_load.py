@@ -15,7 +15,8 @@ A kept assignment, `if`, `def` or `class` that fails (its value, test, base
 or decorator names something skipped) is dropped too, as is an `if` left
 with nothing to run. Project modules imported by a loaded module are loaded the same way
 (`SafeImporter`); installed packages are imported normally, also from a
-virtualenv inside the project (`.venv/lib/python3.X/site-packages`).
+virtualenv inside the project (`.venv/lib/python3.X/site-packages`); a package
+that is not installed gets a stand-in that fails only when used (`install_stand_ins`).
 `[tool.nnlint.confirm] full-import = true` turns this off.
 """
 
@@ -25,6 +26,9 @@ import ast
 import importlib.abc
 import importlib.machinery
 import sys
+import types
+from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 _CALL_FREE = (
@@ -138,3 +142,216 @@ def module_name(path: Path) -> tuple[str, Path]:
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts), directory
+
+
+# -- stand-ins for missing packages ----------------------------------------------------------
+#
+# A training script imports its data pipeline (`torchvision`, `numpy`, `gymnasium`) beside its model;
+# the model rarely needs them. A top-level package that no finder can import, imported by a file of
+# the project outside any `try ... except ImportError`, is bound to a stand-in module: every name taken
+# from it while the user's modules load (`from torchvision import datasets`, `tv.transforms.Compose`,
+# a base class `class MyDS(datasets.MNIST)`, an annotation `np.ndarray`) is a stand-in class, and any
+# use (a call or an instantiation, arithmetic, iteration, isinstance, an attribute taken once loading is
+# over) raises `MissingModuleUsed` naming the package and the user's line. Never `torch`, never a module
+# of the project (a missing one is a real error), never for an import that torch or an installed
+# package makes (their optional imports must fail as usual).
+
+STOOD_IN: list[str] = []  # the top-level packages stood in for in this process, in import order
+_NEVER = frozenset({"torch", "__main__", "__future__", "builtins"})
+_LOADING = [0]  # >0 while the user's modules are being imported (names may be taken from stand-ins)
+
+
+class MissingModuleUsed(Exception):
+    """A stand-in for a package that is not installed was used; `path`:`line` is the user's line."""
+
+    def __init__(self, module: str, name: str, path: str | None, line: int | None) -> None:
+        self.module, self.name, self.path, self.line = module, name, path, line
+        where = f" at {Path(path).name}:{line}" if path else ""
+        super().__init__(f"`{module}` is not installed: `{name}` used{where}")
+
+    def needs(self, model: str) -> str:
+        """The NN902 sentence: what the model needs and where it used it."""
+        where = f", used at {Path(self.path).name}:{self.line}" if self.path else ""
+        return f"model {model} needs `{self.module}` (not installed){where} (`{self.name}`)"
+
+
+@contextmanager
+def loading_user_modules():
+    """While the user's modules load, names may be taken from stand-ins (at use time that is a use)."""
+    _LOADING[0] += 1
+    try:
+        yield
+    finally:
+        _LOADING[0] -= 1
+        if not _LOADING[0]:  # the user's modules hold their stand-ins; torch's own imports must not find them
+            for name, module in list(sys.modules.items()):
+                if isinstance(module, _MissingModule):
+                    del sys.modules[name]
+
+
+def _user_frame(roots: list[Path]):
+    """The innermost frame running a file under `roots` (not an installed package): the user's line."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith("<") and _under(filename, roots):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _under(filename: str, roots: list[Path]) -> bool:
+    path = Path(filename)
+    return any(path.is_relative_to(root) for root in roots) and not _installed(path)
+
+
+def _used(name: str):
+    """A MissingModuleUsed for `name` (dotted), at the user's innermost line."""
+    frame = _user_frame(_StandInFinder.roots)
+    return MissingModuleUsed(name.partition(".")[0], name, frame and frame.f_code.co_filename, frame and frame.f_lineno)
+
+
+def _raises(operation: str):
+    def use(cls, *args, **kwargs):
+        raise _used(cls._missing_name)
+
+    use.__name__ = operation
+    return use
+
+
+class _Missing(type):
+    """The metaclass of stand-ins: a stand-in class can be named, subclassed and annotated with; using it
+    (or instantiating a subclass) raises MissingModuleUsed."""
+
+    def __getattr__(cls, name: str):
+        if name.startswith("__") or not _LOADING[0]:
+            if name.startswith("__"):
+                raise AttributeError(name)
+            raise _used(f"{cls._missing_name}.{name}")
+        return _stand_in(f"{cls._missing_name}.{name}")
+
+    def __getitem__(cls, item):  # `npt.NDArray[np.float32]` in an annotation
+        if not _LOADING[0]:
+            raise _used(cls._missing_name)
+        return cls
+
+    def __call__(cls, *args, **kwargs):
+        raise _used(cls._missing_name)
+
+    __instancecheck__ = _raises("__instancecheck__")
+    __subclasscheck__ = _raises("__subclasscheck__")
+    __iter__ = _raises("__iter__")
+    __len__ = _raises("__len__")
+    __contains__ = _raises("__contains__")
+    __enter__ = _raises("__enter__")
+    __float__ = _raises("__float__")
+    __int__ = _raises("__int__")
+    __index__ = _raises("__index__")
+
+
+for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "lt", "le", "gt", "ge"):
+    setattr(_Missing, f"__{_op}__", _raises(f"__{_op}__"))
+    setattr(_Missing, f"__r{_op}__", _raises(f"__r{_op}__"))
+
+
+_STAND_INS: dict[str, type] = {}
+
+
+def _stand_in(name: str) -> type:
+    """The stand-in class for the dotted `name` (one per name: `from x import A` twice gives one class)."""
+    if name not in _STAND_INS:
+        parent, _, short = name.rpartition(".")
+        _STAND_INS[name] = _Missing(short, (), {"_missing_name": name, "__module__": parent})
+    return _STAND_INS[name]
+
+
+class _MissingModule(types.ModuleType):
+    """A stand-in module (a package: its submodules are stand-ins too)."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if not _LOADING[0]:
+            raise _used(f"{self.__name__}.{name}")
+        return _stand_in(f"{self.__name__}.{name}")
+
+
+class _StandInLoader(importlib.abc.Loader):
+    def create_module(self, spec):
+        module = _MissingModule(spec.name)
+        module.__path__ = []
+        return module
+
+    def exec_module(self, module) -> None:
+        pass
+
+
+class _StandInFinder(importlib.abc.MetaPathFinder):
+    """Last on sys.meta_path: asked only for what no other finder found (see above)."""
+
+    roots: list[Path] = []
+    project_names: frozenset[str] = frozenset()
+
+    def find_spec(self, fullname, path=None, target=None):
+        top = fullname.partition(".")[0]
+        importer = _importer()
+        if importer is None or not _under(importer.f_code.co_filename, self.roots):
+            return None  # torch's or an installed package's optional import: it must fail as usual
+        if top not in STOOD_IN:
+            if "." in fullname or top in _NEVER or top in self.project_names:
+                return None  # a submodule missing from a real package, torch, the project's own module
+            if _guarded_import(importer.f_code.co_filename, importer.f_lineno):
+                return None  # `try: import apex except ImportError:` has its own fallback
+            STOOD_IN.append(top)
+        return importlib.machinery.ModuleSpec(fullname, _StandInLoader(), is_package=True)
+
+
+def _importer():
+    """The frame whose statement is importing (the first one outside importlib and this module)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not (filename.startswith("<frozen") or filename in (importlib.__file__, __file__)):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+@lru_cache(maxsize=256)
+def _import_guards(filename: str) -> tuple[tuple[int, int], ...]:
+    """The line spans of `try` bodies in `filename` whose handlers catch an ImportError."""
+    try:
+        tree = ast.parse(Path(filename).read_bytes(), filename)
+    except (OSError, SyntaxError, ValueError):
+        return ()
+    catching = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+    spans = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and node.body:
+            names = set()
+            for handler in node.handlers:
+                if handler.type is None:
+                    names.add("Exception")
+                else:
+                    caught = ast.walk(handler.type)
+                    names |= {n.id if isinstance(n, ast.Name) else getattr(n, "attr", "") for n in caught}
+            if names & catching:
+                spans.append((node.body[0].lineno, node.body[-1].end_lineno or node.body[-1].lineno))
+    return tuple(spans)
+
+
+def _guarded_import(filename: str, line: int) -> bool:
+    return any(start <= line <= end for start, end in _import_guards(filename))
+
+
+def install_stand_ins(roots: list[Path], files: set[str]) -> None:
+    """Stand-ins for the packages the project's files import but are not installed (see above)."""
+    _StandInFinder.roots = [root.resolve() for root in roots]
+    names = set()
+    for file in files:  # a module of the project is never stood in, even when it is not importable from here
+        path = Path(file).resolve()
+        root = next((root for root in _StandInFinder.roots if path.is_relative_to(root)), path.parent)
+        names.update(path.relative_to(root).with_suffix("").parts)
+    _StandInFinder.project_names = frozenset(names)
+    if not any(isinstance(finder, _StandInFinder) for finder in sys.meta_path):
+        sys.meta_path.append(_StandInFinder())

@@ -21,6 +21,7 @@ from typing import Any
 
 # Room for the child to start and import torch, beyond the jobs' own time.
 _STARTUP_SECONDS = 60
+_STOP_SECONDS = 10  # for the child to kill its workers' groups once told to stop
 _TAIL_LINES = 40  # a crash dump's stack reaches the user's frame within this
 
 
@@ -60,32 +61,50 @@ def run_jobs(
             child = subprocess.Popen(
                 [sys.executable, "-m", "nnlint.confirm.child"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
             )
-        child.stdin.write(json.dumps(request).encode())
-        child.stdin.close()
         reports: dict[int, dict] = {}
         buffered = b""
-        while len(reports) < len(jobs) and time.monotonic() < deadline:
-            ready, _, _ = select.select([child.stdout], [], [], 0.2)
-            if not ready:
-                continue
-            chunk = child.stdout.read1(65536)
-            if not chunk:
-                break  # the child ended
-            buffered += chunk
-            *lines, buffered = buffered.split(b"\n")
-            for line in lines:
-                report = json.loads(line)
-                if "model" in report:
-                    on_model(report["job"], report["model"])
+        try:
+            child.stdin.write(json.dumps(request).encode())
+            child.stdin.close()
+            while len(reports) < len(jobs) and time.monotonic() < deadline:
+                ready, _, _ = select.select([child.stdout], [], [], 0.2)
+                if not ready:
                     continue
-                reports[report["job"]] = report
-                on_done(report["job"])
-        if child.poll() is None:
-            child.kill()
-        child.wait()
+                chunk = child.stdout.read1(65536)
+                if not chunk:
+                    break  # the child ended
+                buffered += chunk
+                *lines, buffered = buffered.split(b"\n")
+                for line in lines:
+                    report = json.loads(line)
+                    if "model" in report:
+                        on_model(report["job"], report["model"])
+                        continue
+                    reports[report["job"]] = report
+                    on_done(report["job"])
+        finally:
+            _stop(child, finished=len(reports) == len(jobs))
         if not reports and jobs:
             raise SandboxError("the confirm child process failed: " + _tail(child_log).replace("\n", " | "))
         return [_outcome(index, reports.get(index), Path(workdir)) for index in range(len(jobs))]
+
+
+def _stop(child: subprocess.Popen, finished: bool) -> None:
+    """End the child: when its jobs are done it ends by itself, once it has killed what the user's code
+    left; else SIGTERM, so that it kills its workers' process groups (and what they started), then
+    SIGKILL if it does not end."""
+    if finished:
+        try:
+            child.wait(timeout=_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    child.wait()
 
 
 def _outcome(index: int, report: dict | None, workdir: Path) -> JobOutcome:

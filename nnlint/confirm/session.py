@@ -33,7 +33,7 @@ from nnlint.confirm.models import (
     resolve_callable,
     shapes_only_reason,
 )
-from nnlint.confirm.safe_load import SafeImporter, module_name
+from nnlint.confirm.safe_load import STOOD_IN, MissingModuleUsed, SafeImporter, install_stand_ins, loading_user_modules, module_name
 
 # Calls that can leave a tensor constant; recorded during construction with the user's line when the
 # user's code makes them (torch's own defaults, such as LayerNorm's weight of ones, are not the user's choice).
@@ -103,6 +103,7 @@ class ProbeSession:
         self.configured_models: dict[str, dict] = project["models"]
         self.constructor_calls: dict[str, list[dict]] = project["constructor_calls"]
         self.unbuilt: dict[str, str] = {}  # class name -> why it could not be built or probed
+        self.missing: dict[str, str] = {}  # class name -> the package, not installed, it used and where
         self.check = "unattributed"  # who pays for the passes run now (see `charging`)
         self.memory_mb: int | None = project.get("memory_mb")  # the probe process's cap, for messages
         self.on_model: Callable[[str], None] = lambda name: None  # told each model as it is built (progress)
@@ -115,7 +116,13 @@ class ProbeSession:
     @cached_property
     def module(self):
         self._prepare_imports()
-        return importlib.import_module(module_name(Path(self.path))[0])
+        with loading_user_modules():
+            return importlib.import_module(module_name(Path(self.path))[0])
+
+    @property
+    def stand_ins(self) -> list[str]:
+        """The packages, not installed, that the file's imports got stand-ins for (safe_load)."""
+        return list(STOOD_IN)
 
     def _prepare_imports(self) -> None:
         """The file's directory (or package root) and the project root on sys.path, safe loading on; once."""
@@ -128,12 +135,14 @@ class ProbeSession:
                 sys.path.insert(0, entry)
         if not self.full_import:
             SafeImporter([self.root, import_root]).install()
+            install_stand_ins([self.root, import_root], self.user_files)
 
     def resolve(self, target: str) -> Callable:
         """A configured `pkg.module:function` (a factory, a training step), imported as the file's own
         modules are (models.resolve_callable: BuildError naming the missing part)."""
         self._prepare_imports()
-        return resolve_callable(target)
+        with loading_user_modules():
+            return resolve_callable(target)
 
     @cached_property
     def models(self) -> list[ModelRecord]:
@@ -179,6 +188,9 @@ class ProbeSession:
             fit_forwards = self._fit(probe, layout)
         except BuildError as error:
             self.unbuilt[cls.__name__] = str(error)
+            return None
+        except MissingModuleUsed as error:  # it uses a package that is not installed: NN902 names it
+            self.unbuilt[cls.__name__] = self.missing[cls.__name__] = error.needs(cls.__name__)
             return None
         except Exception as error:  # the user's constructor or forward failed: unverifiable, with why
             self.unbuilt[cls.__name__] = f"{cls.__name__} failed while being built or run: {type(error).__name__}: {error}"

@@ -106,6 +106,7 @@ def runtime_findings(session: ProbeSession, static_findings: list[dict]) -> tupl
         for name, (code, probe) in MODEL_PROBES.items():
             run(name, code, probe, record)
     run("per-sample gradient", "NN102", per_sample_findings, static_findings)
+    failed.extend(need for need in session.missing.values() if need not in failed)  # NN902: a package not installed
     judged = {(f["code"], f["path"], f["line"]) for f in static_findings}
     unique = {(f.code, f.path, f.line): f for f in reversed(found) if (f.code, f.path, f.line) not in judged}
     return sorted(unique.values(), key=lambda f: (Path(f.path).name, f.line, f.code)), failed

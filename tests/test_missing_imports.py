@@ -1,0 +1,101 @@
+"""Imports of packages that are not installed get stand-ins in the confirm pass (nnlint.confirm.safe_load):
+a model that never uses them is probed as usual; one that does is an NN902 naming the package and the line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import invoke
+
+from nnlint.confirm import safe_load
+from nnlint.confirm.safe_load import MissingModuleUsed, _guarded_import, _stand_in, _StandInFinder, loading_user_modules
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+PACKAGE = "not_installed_pkg_xyz"
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def report():
+    previous = Path.cwd()
+    try:
+        os.chdir(FIXTURES)
+        return invoke("confirm/missing_imports", "--confirm", "--show-refuted", "--format", "json").json()
+    finally:
+        os.chdir(previous)
+
+
+def test_a_model_that_never_uses_the_missing_package_is_probed_and_says_what_was_stood_in(report):
+    found = {(f["path"], f["line"], f["code"]): f for f in report["findings"]}
+    assert {key: f["status"] for key, f in found.items()} == {
+        ("confirm/missing_imports/plain_model.py", 36, "NN301"): "confirmed",
+        ("confirm/missing_imports/uses_missing.py", 15, "NN301"): "unverifiable",
+    }
+    evidence = found["confirm/missing_imports/plain_model.py", 36, "NN301"]["evidence"]
+    # the optional import inside `try: ... except ImportError:` keeps its own fallback: not stood in
+    assert evidence["stand_ins"] == [PACKAGE]
+    assert evidence["model"] == "Net"
+    assert evidence["summary"].endswith(f"(stand-ins for `{PACKAGE}`: not installed)")
+
+
+def test_a_model_that_uses_the_missing_package_is_an_nn902_naming_it_and_the_line(report):
+    errors = {e["path"]: e for e in report["errors"]}
+    assert {path: e["code"] for path, e in errors.items()} == {
+        "confirm/missing_imports/uses_missing.py": "NN902",
+        "confirm/missing_imports/project_module.py": "NN902",
+    }
+    uses = errors["confirm/missing_imports/uses_missing.py"]["reason"]
+    assert uses == (
+        f"model Backbone needs `{PACKAGE}` (not installed), used at uses_missing.py:12 (`{PACKAGE}.models`); "
+        f"model Scaled needs `{PACKAGE}` (not installed), used at uses_missing.py:24 (`{PACKAGE}.SCALE`)"
+    )
+    unverifiable = next(f for f in report["findings"] if f["path"].endswith("uses_missing.py"))
+    assert f"model Backbone needs `{PACKAGE}` (not installed), used at uses_missing.py:12" in unverifiable["evidence"]["summary"]
+
+
+def test_a_module_of_the_project_is_never_stood_in(report):
+    error = next(e for e in report["errors"] if e["path"].endswith("project_module.py"))
+    assert error["reason"] == "loading or probing it raised ModuleNotFoundError: No module named 'shared_layers_xyz'"
+
+
+def test_a_stand_in_can_be_named_and_subclassed_but_not_used():
+    with loading_user_modules():
+        mnist = _stand_in(f"{PACKAGE}.datasets").MNIST
+        assert mnist.__name__ == "MNIST"
+
+        class Digits(mnist):  # a base class while the file loads
+            pass
+
+        assert _stand_in(f"{PACKAGE}.datasets").MNIST is mnist  # one stand-in per name
+    for use in (lambda: Digits(), lambda: mnist("root"), lambda: isinstance(1, mnist), lambda: list(mnist),
+                lambda: mnist * 2, lambda: 2.0 + mnist, lambda: mnist.train):  # fmt: skip
+        with pytest.raises(MissingModuleUsed) as raised:
+            use()
+        assert raised.value.module == PACKAGE
+    with pytest.raises(AttributeError):
+        mnist.__wrapped__  # noqa: B018 (introspection sees a plain class)
+
+
+def test_only_the_projects_own_unguarded_imports_of_a_missing_top_level_package_get_a_stand_in(tmp_path, monkeypatch):
+    here = Path(__file__).resolve().parent
+    finder = _StandInFinder()
+    monkeypatch.setattr(_StandInFinder, "project_names", frozenset({"my_helpers"}))
+    monkeypatch.setattr(safe_load, "STOOD_IN", [])
+    monkeypatch.setattr(_StandInFinder, "roots", [tmp_path])  # the importer (this file) is not the project's
+    assert finder.find_spec(PACKAGE) is None  # torch's or an installed package's optional import
+    monkeypatch.setattr(_StandInFinder, "roots", [here])
+    assert finder.find_spec("torch") is None
+    assert finder.find_spec("torchvision_like.sub") is None  # a submodule missing from a package that exists
+    assert finder.find_spec("my_helpers") is None  # the project's own module
+    assert finder.find_spec(PACKAGE).name == PACKAGE
+    assert finder.find_spec(f"{PACKAGE}.datasets").name == f"{PACKAGE}.datasets"  # its submodules too
+    assert safe_load.STOOD_IN == [PACKAGE]
+
+
+def test_an_import_guarded_by_except_import_error_is_left_to_fail(tmp_path):
+    source = tmp_path / "train.py"
+    source.write_text("try:\n    import apex\nexcept ImportError:\n    apex = None\nimport numpy\n")
+    assert _guarded_import(str(source), 2)
+    assert not _guarded_import(str(source), 5)
