@@ -7,7 +7,6 @@ calls setsid, a subprocess, one in a new session, and a non-daemon thread, all s
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
