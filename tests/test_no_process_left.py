@@ -7,6 +7,7 @@ calls setsid, a subprocess, one in a new session, and a non-daemon thread, all s
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -72,4 +73,27 @@ def test_a_probe_past_its_timeout_leaves_no_process(tmp_path):
         cwd=tmp_path, env={**os.environ, "NNLINT_TEST_PIDS": str(pids)}, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert "did not finish within 3 s" in done.stdout, done.stdout + done.stderr
+    assert _left(pids) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_ctrl_c_during_a_probe_leaves_no_process(tmp_path):
+    """Ctrl-C reaches nnlint and its child at once, and nnlint then stops the child with SIGTERM: the
+    second signal must not cut short the clean-up the first one started."""
+    (tmp_path / "model.py").write_text(HANGS)
+    pids = tmp_path / "pids"
+    nnlint = subprocess.Popen(
+        [sys.executable, "-m", "nnlint", "model.py", "--confirm"], cwd=tmp_path, start_new_session=True,
+        env={**os.environ, "NNLINT_TEST_PIDS": str(pids)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while (not pids.exists() or len(pids.read_text().split()) < 4) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.killpg(nnlint.pid, signal.SIGINT)  # what a terminal sends nnlint and its child (not the workers)
+        nnlint.wait(timeout=30)
+    finally:
+        if nnlint.poll() is None:
+            nnlint.kill()
     assert _left(pids) == []

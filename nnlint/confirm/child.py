@@ -123,8 +123,18 @@ class _Stopped(Exception):
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
-def _stop(signum, frame) -> None:
-    raise _Stopped(signal.Signals(signum).name)
+class _StopOnce:
+    """The stop handler: only the first signal interrupts. Ctrl-C reaches nnlint and this process at
+    once, and nnlint then sends SIGTERM; a second `_Stopped` raised inside the clean-up the first one
+    started would abort it and leave the workers running."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def __call__(self, signum, frame) -> None:
+        if not self.stopped:
+            self.stopped = True
+            raise _Stopped(signal.Signals(signum).name)
 
 
 def serve(request: dict) -> None:
@@ -135,8 +145,9 @@ def serve(request: dict) -> None:
 
     all_rules()
     _become_subreaper()
+    stop = _StopOnce()
     for number in _STOP_SIGNALS:
-        signal.signal(number, _stop)
+        signal.signal(number, stop)
     running: dict[int, tuple[int, float]] = {}  # pid -> (job index, start)
     try:
         _serve(request, running)
