@@ -175,7 +175,6 @@ class Project:
         return script_model(context)
 
 
-@cache
 def _file_of(base: Path, parts: tuple[str, ...]) -> Path | None:
     """`base/a/b.py` or `base/a/b/__init__.py` for module `a.b`."""
     stem = base.joinpath(*parts)
