@@ -20,6 +20,37 @@ DOCS_URL = "https://github.com/nnlint/nnlint/blob/main/docs/rules.md#{code}-{nam
 
 
 @dataclass(frozen=True)
+class Edit:
+    """Replace the source range [(line, column), (end_line, end_column)) with `content`.
+
+    1-based like findings, end exclusive; columns count characters, not bytes.
+    """
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    content: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "line": self.line, "column": self.column, "end_line": self.end_line, "end_column": self.end_column,
+            "content": self.content,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A safe fix: edits that cannot change correct behaviour (issue 11: `--fix`, `--diff`, editor code actions)."""
+
+    message: str
+    edits: tuple[Edit, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"message": self.message, "edits": [edit.to_json() for edit in self.edits]}
+
+
+@dataclass(frozen=True)
 class Finding:
     """One suspected (or, after the confirm pass, judged) bug at a source range.
 
@@ -37,7 +68,7 @@ class Finding:
     end_column: int
     status: str = "suspected"
     evidence: Any = None
-    fix: Any = None
+    fix: Fix | None = None
     # What the static check learnt for the runtime check; internal, not part of the JSON contract.
     facts: dict[str, Any] | None = field(default=None, compare=False)
 
@@ -54,6 +85,7 @@ class Finding:
 
     def to_json(self) -> dict[str, Any]:
         record = {name: getattr(self, name) for name in _JSON_FIELDS}
+        record["fix"] = self.fix.to_json() if self.fix else None
         record["url"] = self.url
         return record
 
