@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+# A file the static pass could not check (unreadable, undecodable, binary, too large, not Python).
+PARSE_ERROR = "NN901"
 # The order of DESIGN.md's example, which readers of the raw JSON expect.
 _JSON_FIELDS = (
     "code", "name", "severity", "status", "message", "path", "line", "column", "end_line", "end_column",
@@ -110,3 +112,14 @@ class Diagnostic:
             record["line"] = self.line
         record.update(self.extra)
         return record
+
+
+@dataclass
+class FileResult:
+    """What the static pass found in one file (the runner collects these, the cache keeps them)."""
+
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    lines: int = 0
+    parsed: bool = False

@@ -9,29 +9,17 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 import libcst as cst
 
 from nnlint.context import FileContext, ProjectFiles
-from nnlint.finding import Diagnostic, Finding
+from nnlint.finding import PARSE_ERROR, Diagnostic, FileResult, Finding
 from nnlint.rule import Report, Rule
 from nnlint.source import decode_source
 from nnlint.suppress import noqa_codes_by_line
 from nnlint.tree import child_nodes
-
-PARSE_ERROR = "NN901"
-
-
-@dataclass
-class FileResult:
-    path: str
-    findings: list[Finding] = field(default_factory=list)
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    lines: int = 0
-    parsed: bool = False
 
 
 @cache
@@ -106,22 +94,37 @@ def _bool_operator_depth(tree: ast.AST) -> tuple[int, int | None]:
     return deepest, line
 
 
-def _syntax_problem(text: str, path: str) -> tuple[str, int | None] | None:
-    """CPython's own parser as a guard before libcst.
+class _Unparsable(Exception):
+    """A file CPython's parser rejects: the NN901 message and line."""
 
-    libcst's native parser can overflow its stack on pathologically deep
-    nesting and kill the process; CPython's parser has a depth limit and
-    reports such files as a SyntaxError or MemoryError instead. Its messages
-    are also the clearest a Python user can get.
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message, self.line = message, line
+
+
+def _cpython_parse(text: str, path: str) -> ast.Module:
+    """CPython's own parser, on every file (raises _Unparsable).
+
+    Every file: one the trigger prefilter spares from libcst must still have
+    its syntax error reported (NN901), or CI passes a broken file; CPython's
+    parser is many times faster than libcst's. For the files libcst parses it
+    is also the guard: libcst's native parser can overflow its stack on
+    pathologically deep nesting and kill the process, CPython's has a depth
+    limit and reports a SyntaxError or MemoryError instead. Its messages are
+    also the clearest a Python user can get.
     """
     try:
-        tree = compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        return compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as error:
-        return f"syntax error: {error.msg}", error.lineno
+        raise _Unparsable(f"syntax error: {error.msg}", error.lineno) from None
     except (MemoryError, RecursionError):
-        return "the code is nested too deeply to parse", None
+        raise _Unparsable("the code is nested too deeply to parse") from None
     except ValueError as error:
-        return f"cannot parse: {error}", None
+        raise _Unparsable(f"cannot parse: {error}") from None
+
+
+def _too_deep_for_libcst(tree: ast.Module, text: str) -> tuple[str, int | None] | None:
+    """Why libcst must not parse a file CPython accepted (an `and`/`or` chain it would crash on), or None."""
     if len(_BOOL_OPERATOR_END.findall(text)) > _MAX_BOOL_OPERATOR_DEPTH:
         depth, line = _bool_operator_depth(tree)
         if depth > _MAX_BOOL_OPERATOR_DEPTH:
@@ -191,10 +194,14 @@ def lint_source(
         return fail(f"cannot decode as {error.encoding}: {error.reason}", _line_of_offset(data, error.start))
     result.lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
 
+    try:
+        tree = _cpython_parse(text, path)
+    except _Unparsable as problem:
+        return fail(problem.message, problem.line)
     wanted = [rule for rule in rule_types if any(trigger in text for trigger in rule.triggers)]
     if not wanted:
         return result
-    problem = _syntax_problem(text, path)
+    problem = _too_deep_for_libcst(tree, text)
     if problem is not None:
         return fail(*problem)
     try:

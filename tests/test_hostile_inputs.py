@@ -37,6 +37,9 @@ LATIN1 = "# -*- coding: latin-1 -*-\n" + BUGGY_NET.replace("from torch import nn
 # path -> (what the NN901 message must say, the line it must point at, or None where no line applies)
 UNPARSEABLE = {
     "syntax_error.py": ("syntax error: invalid syntax", 2),
+    # No rule's trigger word: libcst never parses it, CPython's parser still must (or CI passes it).
+    "syntax_error_untriggered.py": ("syntax error: invalid syntax", 2),
+    "deep_parentheses_untriggered.py": ("syntax error: too many nested parentheses", 1),
     "undecodable.py": ("cannot decode as utf-8: invalid start byte", 3),
     "binary.py": ("not linted: the file contains NUL bytes (binary?)", 1),
     "nul_byte.py": ("not linted: the file contains NUL bytes (binary?)", 3),
@@ -61,6 +64,8 @@ LINTED = {  # path -> lines of the NN301 finding each must still give
 def _write_hostile_tree(root) -> None:
     files = {
         "syntax_error.py": b"import torch.nn.functional as F\ndef f(:\n    return F.dropout(x)\n",
+        "syntax_error_untriggered.py": b"x = 1\ndef f(:\n    return x\n",
+        "deep_parentheses_untriggered.py": b"x = " + b"(" * 100_000 + b")" * 100_000 + b"\n",
         "undecodable.py": b"import torch.nn.functional as F\n# dropout\nname = '\xff\xfe'\n",
         "binary.py": bytes(range(256)) * 8,
         "nul_byte.py": b"import torch.nn.functional as F\n# dropout\nx = 1\x00\n",
