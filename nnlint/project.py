@@ -9,6 +9,9 @@ module finds that file from the import (`from engine import ...`, `from .engine 
 A file is read only when a rule asks for a name it defines (a function the run calls, a model class),
 once per process; a function is followed only if its code can hold a training event (a `backward`, a
 `step`, a mode switch, a `no_grad` block), itself or through the functions of its file it calls.
+
+Lookups and reads go through nnlint.project_reads and are recorded: `reads_of` says what a linted
+file's findings may depend on, so that the cache can tell when they must be computed again.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from pathlib import Path
 import libcst as cst
 
 from nnlint.context import FileContext
+from nnlint.project_reads import Reads, find_module_file, read_source
 from nnlint.script import Script, script_model
-from nnlint.source import decode_source
 from nnlint.tree import walk_with_ancestors
 
 # Code without any of these cannot change what a training run does: a function of another file is
@@ -32,7 +35,6 @@ _TRAINING_WORDS = (
 # A file that runs training or evaluation names its data or epochs; calls are followed only from such
 # a file (a model definition's calls of the project's helpers change no training run).
 _RUN_WORDS = ("epoch", "loader", "Loader", "backward(", "zero_grad")
-_MAX_FILE_SIZE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class Project:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self._texts: dict[Path, str | None] = {}
+        self._digests: dict[Path, str | None] = {}
+        # Every module lookup, by importing file, memoised or not: what `reads_of` reports.
+        self._lookups: dict[Path, dict[str, Path | None]] = {}
         self._outlines: dict[Path, _Outline | None] = {}
         self._scripts: dict[Path, Script | None] = {}
         self._relevant: dict[cst.FunctionDef, bool] = {}
@@ -120,22 +125,28 @@ class Project:
         calls the same imported names many times."""
         key = (importer.parent, module)
         if key not in self._files:
-            self._files[key] = self._find_module_file(importer, module)
+            self._files[key] = find_module_file(self.root, importer.parent, module)
+        self._lookups.setdefault(importer, {})[module] = self._files[key]
         return self._files[key]
 
-    def _find_module_file(self, importer: Path, module: str) -> Path | None:
-        if not module:
-            return None
-        level = len(module) - len(module.lstrip("."))
-        parts = tuple(module.lstrip(".").split("."))
-        if level:  # `from ..utils import x`: from the importer's package, one level up per extra dot
-            packages = [importer.parent, *importer.parent.parents]
-            bases = packages[level - 1 : level]
-        else:  # a script's own directory is on sys.path, then the project's packages above it
-            bases = [importer.parent, *(p for p in importer.parent.parents if p.is_relative_to(self.root))]
-        found = next((found for base in bases if (found := _file_of(base, parts)) is not None), None)
-        # Only the project's own files (an installed package on the path is not followed).
-        return found if found is not None and (found.is_relative_to(self.root) or found.is_relative_to(importer.parent)) else None
+    def reads_of(self, location: Path) -> Reads:
+        """What linting the file at `location` may have read of the project: the lookups made from it
+        and, transitively, from the files they found (whose script models it used), with the digests
+        of the files read. A superset: other files' lints may have made more lookups from those files,
+        and a record that says too much only costs a re-lint, one that says too little a wrong result."""
+        lookups: set[tuple[str, str, str | None]] = set()
+        files: dict[str, str | None] = {}
+        pending, seen = [location], {location}
+        while pending:
+            importer = pending.pop()
+            for module, found in self._lookups.get(importer, {}).items():
+                lookups.add((str(importer.parent), module, str(found) if found is not None else None))
+                if found is not None and found not in seen:
+                    seen.add(found)
+                    pending.append(found)
+                    if found in self._digests:
+                        files[str(found)] = self._digests[found]
+        return Reads(tuple(sorted(lookups, key=str)), tuple(sorted(files.items(), key=str)))
 
     def _outline(self, path: Path) -> _Outline | None:
         if path not in self._outlines:
@@ -145,11 +156,7 @@ class Project:
 
     def _text(self, path: Path) -> str | None:
         if path not in self._texts:
-            try:
-                data = path.read_bytes()[: _MAX_FILE_SIZE + 1]
-                self._texts[path] = decode_source(data) if len(data) <= _MAX_FILE_SIZE else None
-            except (OSError, SyntaxError, UnicodeDecodeError):
-                self._texts[path] = None
+            self._texts[path], self._digests[path] = read_source(path)
         return self._texts[path]
 
     def _script(self, path: Path) -> Script | None:
@@ -173,15 +180,6 @@ class Project:
             elif isinstance(node, cst.ImportFrom):
                 context.imports.add_import_from(node)
         return script_model(context)
-
-
-def _file_of(base: Path, parts: tuple[str, ...]) -> Path | None:
-    """`base/a/b.py` or `base/a/b/__init__.py` for module `a.b`."""
-    stem = base.joinpath(*parts)
-    for candidate in (stem.with_name(stem.name + ".py"), stem / "__init__.py"):
-        if candidate.is_file():
-            return candidate.resolve()
-    return None
 
 
 @cache
