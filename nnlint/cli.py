@@ -9,16 +9,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
 
-from nnlint import __version__
+from nnlint import __version__, registry
+from nnlint.cache import Cache, default_directory, max_size_from_environment
 from nnlint.config import ConfigError, Selection, Settings, find_config, load_settings, validate_selectors
 from nnlint.discover import FileFinder
-from nnlint.docs import rules_markdown
+from nnlint.fingerprint import fingerprint
 from nnlint.report import FORMATS
-from nnlint.rule import all_rules, rule_by_code
+from nnlint.results_cache import ResultCache
 from nnlint.runner import INTERNAL_ERROR, run
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -73,20 +75,37 @@ def main() -> None:
 @click.option("--color/--no-color", default=None, help="Colour the text output [default: when on a terminal].")
 @click.option("--confirm", "confirm", is_flag=True, help="Run the models on probes to confirm or refute findings (needs torch).")
 @click.option("--show-refuted", is_flag=True, help="With --confirm, also list the findings the probes refuted.")
-def check(paths, output_format, select, ignore, extend_select, exit_zero, jobs, config, color, confirm, show_refuted) -> None:
+@click.option(
+    "--cache-dir", type=click.Path(path_type=Path), envvar="NNLINT_CACHE_DIR", default=None,
+    help="Where results are kept between runs [default: the user cache directory, e.g. ~/.cache/nnlint].",
+)  # fmt: skip
+@click.option("--no-cache", is_flag=True, envvar="NNLINT_NO_CACHE", help="Lint every file; read and write no cache.")
+def check(
+    paths, output_format, select, ignore, extend_select, exit_zero, jobs, config, color, confirm, show_refuted,
+    cache_dir, no_cache,
+) -> None:  # fmt: skip
     """Lint PATHS (files or directories; default: the current directory)."""
     paths = list(paths) or [Path(".")]
     missing = [str(path) for path in paths if not os.path.lexists(path)]
     if missing:
         _fail(f"no such file or directory: {', '.join(missing)}")
     try:
-        settings = _settings(paths, config, select, ignore, extend_select)
+        cache = None if no_cache else Cache(cache_dir or default_directory(), max_size_from_environment())
     except ConfigError as error:
         _fail(str(error))
-    files = FileFinder(settings.root, settings.exclude_spec()).find(paths)
-    result = run(files, settings, Path.cwd(), jobs or os.cpu_count() or 1)
-    if confirm:
-        result = _confirm(result, files, settings, show_refuted, progress=output_format == "text" and sys.stderr.isatty())
+    built_by = fingerprint() if cache is not None else ""
+    # Inside, the rules' metadata comes from the cache: a fully cached run never imports the rules.
+    with registry.read_from(cache, built_by) if cache is not None else nullcontext():
+        try:
+            settings = _settings(paths, config, select, ignore, extend_select)
+        except ConfigError as error:
+            _fail(str(error))
+        files = FileFinder(settings.root, settings.exclude_spec()).find(paths)
+        store = ResultCache(cache, built_by, settings, reuse=not confirm) if cache is not None else None
+        result = run(files, settings, Path.cwd(), jobs or os.cpu_count() or 1, store)
+        if confirm:
+            progress = output_format == "text" and sys.stderr.isatty()
+            result = _confirm(result, files, settings, show_refuted, progress)
     _report(result, output_format, color, exit_zero)
 
 
@@ -129,6 +148,9 @@ def _report(result, output_format: str, color: bool | None, exit_zero: bool) -> 
 )
 def list_rules(output_format: str) -> None:
     """List every rule: code, name, severity, default, summary (markdown: the full documentation)."""
+    from nnlint.docs import rules_markdown
+    from nnlint.rule import all_rules
+
     rules = all_rules()
     if output_format == "markdown":
         click.echo(rules_markdown())
@@ -149,6 +171,8 @@ def list_rules(output_format: str) -> None:
 @click.argument("code")
 def show_rule(code: str) -> None:
     """Print the documentation of one rule, e.g. `nnlint rule NN101`."""
+    from nnlint.rule import rule_by_code
+
     rule = rule_by_code(code)
     if rule is None:
         _fail(f"unknown rule {code!r} (see `nnlint rules`)")

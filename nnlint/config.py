@@ -19,7 +19,7 @@ import pathspec
 
 from nnlint.confirm.settings import ConfirmSettings, model_entries
 from nnlint.errors import ConfigError  # raised here, and imported from here by the CLI
-from nnlint.rule import Rule, all_rules
+from nnlint.registry import RuleInfo, rule_infos
 
 DEFAULT_MAX_FILE_SIZE = 2_000_000
 KNOWN_KEYS = {
@@ -51,13 +51,13 @@ class Settings:
     # Applied after the config file's selectors, so that the command line wins.
     command_line: Selection = field(default_factory=Selection)
 
-    def selected_rules(self) -> list[type[Rule]]:
+    def selected_rules(self) -> list[RuleInfo]:
         return select_rules([Selection(self.select, self.extend_select, self.ignore), self.command_line])
 
     def exclude_spec(self) -> pathspec.PathSpec:
         return pathspec.GitIgnoreSpec.from_lines(self.exclude)
 
-    def rules_for(self, relative_path: str, selected: list[type[Rule]]) -> list[type[Rule]]:
+    def rules_for(self, relative_path: str, selected: list[RuleInfo]) -> list[RuleInfo]:
         """The selected rules minus those `per-file-ignores` switches off for this path."""
         ignored: list[str] = []
         for pattern, codes in self.per_file_ignores.items():
@@ -75,7 +75,7 @@ def _glob(pattern: str) -> pathspec.PathSpec:
 
 def validate_selectors(selectors: list[str], where: str) -> list[str]:
     """Upper-cased selectors; raises ConfigError for one that matches no rule."""
-    codes = [rule.code for rule in all_rules()]
+    codes = [rule.code for rule in rule_infos()]
     cleaned = []
     for selector in selectors:
         upper = str(selector).strip().upper()
@@ -85,7 +85,7 @@ def validate_selectors(selectors: list[str], where: str) -> list[str]:
     return cleaned
 
 
-def select_rules(layers: list[Selection]) -> list[type[Rule]]:
+def select_rules(layers: list[Selection]) -> list[RuleInfo]:
     """ruff's resolution, layer by layer: the config file's selectors, then the command line's.
 
     Within a layer the most specific matching selector decides each rule it
@@ -98,7 +98,7 @@ def select_rules(layers: list[Selection]) -> list[type[Rule]]:
         lengths = [0 if s == "ALL" else len(s) for s in selectors if s == "ALL" or code.startswith(s)]
         return max(lengths, default=-1)
 
-    rules = all_rules()
+    rules = rule_infos()
     chosen = {rule.code for rule in rules if rule.default_enabled}
     for layer in layers:
         if layer.select is not None:

@@ -1,4 +1,8 @@
-"""Lint many files: in parallel worker processes, robust to a worker dying, in a stable order."""
+"""Lint many files: in parallel worker processes, robust to a worker dying, in a stable order.
+
+A run whose files all come from the cache (nnlint.results_cache) imports neither libcst nor the rules:
+the static pass is imported only when a file has to be linted.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,11 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Protocol
 
 from nnlint.config import Settings
-from nnlint.finding import Diagnostic, Finding
-from nnlint.project import project_at
-from nnlint.rule import all_rules
-from nnlint.static import PARSE_ERROR, FileResult, lint_source
+from nnlint.finding import PARSE_ERROR, Diagnostic, FileResult, Finding
+from nnlint.project_reads import Reads
 
 INTERNAL_ERROR = "NN900"
 
@@ -29,6 +32,23 @@ class FileTask:
     rule_codes: tuple[str, ...]
     max_file_size: int
     root: str  # the project root: calls into files below it are followed
+    # The file's first max_file_size + 1 bytes when the caller has read them (the cache, to key its
+    # result by them): they are linted as they are, so a stored result belongs to exactly these bytes.
+    source: bytes | None = field(default=None, repr=False)
+
+
+class ResultStore(Protocol):
+    """Results kept between runs (nnlint.results_cache.ResultCache)."""
+
+    def fetch(self, task: FileTask) -> tuple[FileResult | None, FileTask]:
+        """The stored result of `task`, or None and the task to lint (with its `source`)."""
+        ...
+
+    def store(self, task: FileTask, result: FileResult, reads: Reads) -> None: ...
+
+    def close(self) -> None:
+        """After the run: keep the store within its size."""
+        ...
 
 
 @dataclass
@@ -49,15 +69,21 @@ def display_path(path: Path, cwd: Path) -> str:
 
 
 def lint_file(task: FileTask) -> FileResult:
+    from nnlint.project import project_at
+    from nnlint.rule import all_rules
+    from nnlint.static import lint_source
+
     rules_by_code = {rule.code: rule for rule in all_rules()}
     rules = [rules_by_code[code] for code in task.rule_codes]
-    try:
-        with open(task.absolute, "rb") as handle:
-            data = handle.read(task.max_file_size + 1)
-    except OSError as error:
-        result = FileResult(task.path)
-        result.diagnostics.append(Diagnostic(task.path, PARSE_ERROR, f"cannot read: {error.strerror or error}"))
-        return result
+    data = task.source
+    if data is None:
+        try:
+            with open(task.absolute, "rb") as handle:
+                data = handle.read(task.max_file_size + 1)
+        except OSError as error:
+            result = FileResult(task.path)
+            result.diagnostics.append(Diagnostic(task.path, PARSE_ERROR, f"cannot read: {error.strerror or error}"))
+            return result
     try:
         location = Path(task.absolute).resolve()
         return lint_source(data, task.path, rules, task.max_file_size, location, project_at(task.root))
@@ -68,28 +94,39 @@ def lint_file(task: FileTask) -> FileResult:
         return result
 
 
-def _crashed(task: FileTask) -> FileResult:
+def _lint_recording(task: FileTask) -> tuple[FileResult, Reads | None]:
+    """lint_file, and what it read of the project's other files, for a store to keep them together;
+    None: nothing to keep (no store read the file for this task, or nnlint failed on it)."""
+    from nnlint.project import project_at
+
+    result = lint_file(task)
+    if task.source is None or any(diagnostic.code == INTERNAL_ERROR for diagnostic in result.diagnostics):
+        return result, None
+    return result, project_at(task.root).reads_of(Path(os.path.realpath(task.absolute)))
+
+
+def _crashed(task: FileTask) -> tuple[FileResult, None]:
     result = FileResult(task.path)
     message = "not linted: the parser crashed on this file (likely pathological nesting); please report it"
     result.diagnostics.append(Diagnostic(task.path, PARSE_ERROR, message))
-    return result
+    return result, None
 
 
-def _lint_isolated(task: FileTask) -> FileResult:
+def _lint_isolated(task: FileTask) -> tuple[FileResult, Reads | None]:
     """Lint one file in a process of its own, so that a crash costs only that file."""
     try:
         with ProcessPoolExecutor(max_workers=1, mp_context=get_context("fork")) as pool:
-            return pool.submit(lint_file, task).result()
+            return pool.submit(_lint_recording, task).result()
     except BrokenProcessPool:
         return _crashed(task)
 
 
-def _lint_parallel(tasks: list[FileTask], jobs: int) -> list[FileResult]:
-    results: list[FileResult | None] = [None] * len(tasks)
+def _lint_parallel(tasks: list[FileTask], jobs: int) -> list[tuple[FileResult, Reads | None]]:
+    results: list[tuple[FileResult, Reads | None] | None] = [None] * len(tasks)
     chunksize = max(1, min(16, len(tasks) // (jobs * 8)))
     try:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork")) as pool:
-            for index, result in enumerate(pool.map(lint_file, tasks, chunksize=chunksize)):
+            for index, result in enumerate(pool.map(_lint_recording, tasks, chunksize=chunksize)):
                 results[index] = result
     except BrokenProcessPool:
         # A worker died (a native crash): redo the files without a result one by one, isolated.
@@ -99,8 +136,21 @@ def _lint_parallel(tasks: list[FileTask], jobs: int) -> list[FileResult]:
     return results  # type: ignore[return-value]
 
 
-def run(files: list[Path], settings: Settings, cwd: Path, jobs: int) -> RunResult:
-    started = time.perf_counter()
+def _lint(tasks: list[FileTask], jobs: int) -> list[tuple[FileResult, Reads | None]]:
+    """Each file's result and reads. The static pass is imported here, before the workers fork (they
+    inherit it), and the project is read afresh: a long-running process must not see an earlier
+    run's files."""
+    from nnlint.project import project_at
+    from nnlint.rule import all_rules
+
+    all_rules()
+    project_at.cache_clear()
+    if jobs > 1 and len(tasks) >= _PARALLEL_THRESHOLD:
+        return _lint_parallel(tasks, jobs)
+    return [_lint_recording(task) for task in tasks]
+
+
+def _tasks(files: list[Path], settings: Settings, cwd: Path) -> list[FileTask]:
     selected = settings.selected_rules()
     tasks = []
     for path in files:
@@ -108,14 +158,27 @@ def run(files: list[Path], settings: Settings, cwd: Path, jobs: int) -> RunResul
             relative_to_root = path.relative_to(settings.root).as_posix()
         except ValueError:
             relative_to_root = path.as_posix()
-        rules = settings.rules_for(relative_to_root, selected)
-        codes = tuple(rule.code for rule in rules)
+        codes = tuple(rule.code for rule in settings.rules_for(relative_to_root, selected))
         tasks.append(FileTask(display_path(path, cwd), str(path), codes, settings.max_file_size, str(settings.root)))
+    return tasks
 
-    if jobs > 1 and len(tasks) >= _PARALLEL_THRESHOLD:
-        results = _lint_parallel(tasks, jobs)
-    else:
-        results = [lint_file(task) for task in tasks]
+
+def run(files: list[Path], settings: Settings, cwd: Path, jobs: int, store: ResultStore | None = None) -> RunResult:
+    """Lint `files`; with a `store`, reuse the results it holds and keep the new ones."""
+    started = time.perf_counter()
+    tasks = _tasks(files, settings, cwd)
+    results: list[FileResult | None] = [None] * len(tasks)
+    if store is not None:
+        for index, task in enumerate(tasks):
+            results[index], tasks[index] = store.fetch(task)
+    pending = [index for index, result in enumerate(results) if result is None]
+    if pending:
+        for index, (result, reads) in zip(pending, _lint([tasks[index] for index in pending], jobs)):
+            results[index] = result
+            if store is not None and reads is not None:
+                store.store(tasks[index], result, reads)
+    if store is not None:
+        store.close()
 
     outcome = RunResult(files=len(results))
     for result in results:

@@ -48,6 +48,15 @@ def invoke(*args: str) -> Outcome:
     return Outcome(result.exit_code, result.stdout, result.stderr)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_cache():
+    """Tests run without nnlint's cache (so none writes to the user's), subprocesses included; the
+    cache's own tests (tests/test_cache.py) turn it back on, in a directory of their own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NNLINT_NO_CACHE", "1")
+        yield
+
+
 @pytest.fixture
 def nnlint(tmp_path, monkeypatch):
     """`nnlint(*args)`, run with the test's tmp_path as the current directory."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from nnlint import __version__
-from nnlint.rule import all_rules
 from nnlint.runner import RunResult
 
 _LEVEL = {"error": "error", "warning": "warning", "info": "note"}
@@ -27,6 +26,8 @@ def _location(path: str, region: dict) -> dict:
 
 
 def render(result: RunResult, color: bool = False) -> str:
+    from nnlint.rule import all_rules  # the rules' full documentation: only this format imports them
+
     results = [
         {
             "ruleId": f.code,
