@@ -184,7 +184,7 @@ def tools(root: Path, skip_qn: bool, torchfix: Path | None) -> list[Tool]:
     jobs_variants = sorted({os.cpu_count() or 1, 1}, reverse=True)
     found = [
         Tool(f"nnlint -j{jobs}", [nnlint, "check", str(root), "--select", "ALL", "--exit-zero", "--format", "json",
-                                  "--jobs", str(jobs)], _nnlint_did)
+                                  "--jobs", str(jobs), "--no-cache"], _nnlint_did)  # the cache: cache_speed.py
         for jobs in jobs_variants
     ]
     floors = {"parse": "parse floor"} if skip_qn else {"parse": "parse floor", "qn": "parse+QN floor"}

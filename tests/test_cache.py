@@ -304,3 +304,17 @@ def test_concurrent_runs_share_the_cache_safely(write, tmp_path, cache_dir):
     assert len(findings[0]) == 24 and all(found == findings[0] for found in findings)
     assert not [path for path in _entries(cache_dir) if path.name.startswith(".tmp-")]
     assert len(_entries(cache_dir)) == 24 + 1
+
+
+def test_the_confirm_pass_lints_again_for_the_facts_the_cache_does_not_keep(cached_lint, write, tmp_path):
+    """Stored findings lack their `facts` (libcst nodes the runtime checks read): --confirm never reuses them."""
+    pytest.importorskip("torch")
+    shutil.copy(ROOT / "fixtures" / "confirm" / "schedules" / "short_run.py", tmp_path / "train.py")
+    static, linted = cached_lint(".")
+    assert linted == ["train.py"] and [f["code"] for f in static.json()["findings"]] == ["NN401"]
+    confirmed, linted = cached_lint(".", "--confirm")
+    assert linted == ["train.py"]
+    [finding] = confirmed.json()["findings"]
+    assert finding["status"] == "confirmed" and "the decay never fires" in finding["evidence"]["summary"]
+    again, linted = cached_lint(".")  # what the confirm run stored serves the static run
+    assert (linted, again.json()["findings"]) == ([], static.json()["findings"])

@@ -91,14 +91,19 @@ def _write_hostile_tree(root) -> None:
         (root / "unreadable.py").chmod(0)
 
 
-@pytest.fixture(scope="module", params=["1", "2"], ids=["serial", "parallel"])
+@pytest.fixture(scope="module", params=["serial", "parallel", "cached"])
 def hostile_run(request, tmp_path_factory):
+    """The tree linted serially, in parallel, or twice with a cache (the second run's report: every
+    result that could be kept comes from the cache, and must say the same)."""
     root = tmp_path_factory.mktemp("hostile")
     _write_hostile_tree(root)
-    done = subprocess.run(
-        [sys.executable, "-m", "nnlint", ".", "--format", "json", "--jobs", request.param],
-        cwd=root, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "nnlint", ".", "--format", "json", "--jobs", "1" if request.param == "serial" else "2"]
+    env = dict(os.environ)
+    if request.param == "cached":
+        command += ["--cache-dir", str(tmp_path_factory.mktemp("cache"))]
+        del env["NNLINT_NO_CACHE"]
+    for _ in range(2 if request.param == "cached" else 1):
+        done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=120)
     return root, done
 
 
