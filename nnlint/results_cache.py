@@ -34,7 +34,7 @@ import pickle
 
 from nnlint.cache import Cache
 from nnlint.config import Settings
-from nnlint.finding import FileResult
+from nnlint.finding import Diagnostic, FileResult, Finding
 from nnlint.project_reads import Disk, Reads, digest
 from nnlint.runner import FileTask
 
@@ -81,11 +81,10 @@ class ResultCache:
             return None
         try:
             stored_key, reads, result = _RecordsOnly(io.BytesIO(data)).load()
+            usable = stored_key == key and _well_formed(reads, result) and self._disk.holds(reads)
         except Exception:  # a corrupt or foreign file: whatever it holds, it is a miss
             return None
-        if stored_key != key or not isinstance(reads, Reads) or not isinstance(result, FileResult):
-            return None
-        return result if self._disk.holds(reads) else None
+        return result if usable else None
 
     def store(self, task: FileTask, result: FileResult, reads: Reads) -> None:
         key = self._keys.get(task.absolute)
@@ -97,6 +96,15 @@ class ResultCache:
 
     def close(self) -> None:
         self.cache.evict()
+
+
+def _well_formed(reads: object, result: object) -> bool:
+    return (
+        isinstance(reads, Reads)
+        and isinstance(result, FileResult)
+        and all(isinstance(finding, Finding) for finding in result.findings)
+        and all(isinstance(diagnostic, Diagnostic) for diagnostic in result.diagnostics)
+    )
 
 
 def _name(key: str) -> str:

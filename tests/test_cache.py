@@ -21,6 +21,8 @@ from test_project import CALL_LINE, ENGINE, MODEL, TRAIN
 
 import nnlint
 from nnlint import runner
+from nnlint.finding import FileResult
+from nnlint.project_reads import Reads
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = "x = 1\ndef f(:\n    return x\n"
@@ -156,12 +158,17 @@ def test_corrupt_or_hostile_entries_are_misses_never_errors(cached_lint, write, 
     first, _ = cached_lint(".")
     entries = _entries(cache_dir)
     assert len(entries) == len(files) + 1  # and the rules' metadata
-    garbage = [b"", b"\x80\x05garbage", pickle.dumps(_RunsCode()), pickle.dumps(("not", "an", "entry")), b"[{]"]
-    for index, entry in enumerate(entries):
-        entry.write_bytes(garbage[index % len(garbage)])
-    second, linted = cached_lint(".")
-    assert linted == files
-    assert _report(second) == _report(first)
+    key, reads, result = pickle.loads(next(path for path in entries if "results" in path.parts).read_bytes())
+    garbage = [
+        b"", b"\x80\x05garbage", pickle.dumps(_RunsCode()), pickle.dumps(("not", "an", "entry")), b"[{]",
+        pickle.dumps((key, Reads(lookups=5), result)), pickle.dumps((key, reads, FileResult("x.py", findings=5))),
+    ]  # fmt: skip
+    for bad in garbage:
+        for entry in _entries(cache_dir):
+            entry.write_bytes(bad)
+        second, linted = cached_lint(".")
+        assert linted == files
+        assert _report(second) == _report(first)
     assert not (tmp_path / "ran").exists(), "unpickling a cache file ran code"
     third, linted = cached_lint(".")  # the bad entries were replaced
     assert (linted, _report(third)) == ([], _report(first))
