@@ -175,3 +175,17 @@ def test_findings_of_every_status_and_both_diagnostics_are_valid_sarif(nnlint, w
             assert "kind" not in result and result["level"] in ("error", "warning", "note")
     codes = {(n["descriptor"]["id"], uri(n)) for n in notifications(document)}
     assert codes == {("NN901", "broken.py"), ("NN902", "crash_in_forward.py")}
+
+
+def test_the_readme_workflow_writes_the_sarif_file_it_uploads(nnlint, write, tmp_path):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    workflow = readme.split("## CI: GitHub code scanning", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    [command] = [line.split("run:", 1)[1].split() for line in workflow.splitlines() if "run: nnlint" in line]
+    [uploaded] = [line.split(":", 1)[1].strip() for line in workflow.splitlines() if "sarif_file:" in line]
+    assert "upload-sarif" in workflow and "security-events: write" in workflow
+    write({"net.py": BUGGY})
+    outcome = nnlint(*command[1:])
+    assert outcome.exit_code == 1 and outcome.stdout == ""
+    document = json.loads((tmp_path / uploaded).read_text())
+    assert VALIDATOR.is_valid(document)
+    assert [result["ruleId"] for result in results(document)] == ["NN301"]
