@@ -144,7 +144,7 @@ def _report(
     1 findings or diagnostics, else 0."""
     color = output_file is None and output_format == "text" and (sys.stdout.isatty() if color is None else color)
     if statistics:
-        report = STATISTICS_FORMATS[output_format](result, color=color)
+        report = STATISTICS_FORMATS[output_format](result)
     elif output_format == "text":
         report = FORMATS["text"](result, color=color, show_source=show_source)
     else:

@@ -31,7 +31,7 @@ def statistics(result: RunResult) -> list[dict]:
     ]
 
 
-def render_text(result: RunResult, color: bool = False) -> str:
+def render_text(result: RunResult) -> str:
     """`count<TAB>code<TAB>name`, aligned as ruff aligns them; the statuses once the confirm pass has
     judged some. Nothing at all when there is nothing to count (as ruff)."""
     rows = statistics(result)
@@ -47,7 +47,7 @@ def render_text(result: RunResult, color: bool = False) -> str:
     return "\n".join(lines)
 
 
-def render_json(result: RunResult, color: bool = False) -> str:
+def render_json(result: RunResult) -> str:
     """The rows as a JSON array (`[]` when there is nothing to count: always a document to parse)."""
     return json.dumps(statistics(result), indent=2)
 
