@@ -6,6 +6,7 @@ configuration or internal error. No Python traceback reaches the user.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ from nnlint.config import ConfigError, Selection, Settings, find_config, load_se
 from nnlint.discover import FileFinder
 from nnlint.fingerprint import fingerprint
 from nnlint.report import FORMATS
+from nnlint.report.statistics import STATISTICS_FORMATS
 from nnlint.results_cache import ResultCache
 from nnlint.runner import INTERNAL_ERROR, run
 
@@ -57,6 +59,25 @@ def _settings(paths: list[Path], config: str | None, select, ignore, extend_sele
     return settings
 
 
+def _report_options(command):
+    """ruff's `--output-file`, `--statistics` and `--show-source`, for a command that ends in `_report`
+    (checked before the command runs: a bad combination must not wait for a whole lint)."""
+
+    @functools.wraps(command)
+    def checked(**params):
+        if params["statistics"] and params["output_format"] not in STATISTICS_FORMATS:
+            _fail(f"--statistics prints --format text or json, not {params['output_format']}")
+        return command(**params)
+
+    options = [
+        click.option("--output-file", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Write the report to this file (its directories are created) instead of stdout."),
+        click.option("--statistics", is_flag=True, help="Count the findings of each rule instead of listing them."),
+        click.option("--show-source", is_flag=True, help="Show the source lines of each finding (text format)."),
+    ]  # fmt: skip
+    return functools.reduce(lambda decorated, option: option(decorated), options, checked)
+
+
 @click.group(cls=_DefaultCheckGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nnlint")
 def main() -> None:
@@ -80,9 +101,10 @@ def main() -> None:
     help="Where results are kept between runs [default: the user cache directory, e.g. ~/.cache/nnlint].",
 )  # fmt: skip
 @click.option("--no-cache", is_flag=True, envvar="NNLINT_NO_CACHE", help="Lint every file; read and write no cache.")
+@_report_options
 def check(
     paths, output_format, select, ignore, extend_select, exit_zero, jobs, config, color, confirm, show_refuted,
-    cache_dir, no_cache,
+    cache_dir, no_cache, **reporting,
 ) -> None:  # fmt: skip
     """Lint PATHS (files or directories; default: the current directory)."""
     paths = list(paths) or [Path(".")]
@@ -106,7 +128,7 @@ def check(
         if confirm:
             progress = output_format == "text" and sys.stderr.isatty()
             result = _confirm(result, files, settings, show_refuted, progress)
-    _report(result, output_format, color, exit_zero)
+    _report(result, output_format, color, exit_zero, **reporting)
 
 
 @main.command("probe")
@@ -116,7 +138,8 @@ def check(
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are reported.")
 @click.option("--config", type=str, default=None, help="Path to a pyproject.toml to use instead of the nearest one.")
 @click.option("--color/--no-color", default=None, help="Colour the text output [default: when on a terminal].")
-def probe_model(target, input_spec, output_format, exit_zero, config, color) -> None:
+@_report_options
+def probe_model(target, input_spec, output_format, exit_zero, config, color, **reporting) -> None:
     """Build one model, TARGET = pkg.module:ClassOrFactory, and probe it; no finding needed (needs torch)."""
     from nnlint.confirm.probe import ProbeError, probe
     from nnlint.confirm.run import SandboxError, torch_available
@@ -129,17 +152,39 @@ def probe_model(target, input_spec, output_format, exit_zero, config, color) -> 
         _fail(str(error))
     if probed.model and output_format == "text":
         click.echo(f"nnlint: probed {probed.model['built_with']}; input {probed.model['input']}", err=True)
-    _report(probed.result, output_format, color, exit_zero)
+    _report(probed.result, output_format, color, exit_zero, **reporting)
 
 
-def _report(result, output_format: str, color: bool | None, exit_zero: bool) -> None:
-    """Print `result` and exit with check's codes: 2 internal error, 1 findings or diagnostics, else 0."""
-    color = sys.stdout.isatty() if color is None else color
-    click.echo(FORMATS[output_format](result, color=color and output_format == "text"))
+def _report(
+    result, output_format: str, color: bool | None, exit_zero: bool,
+    output_file: Path | None = None, statistics: bool = False, show_source: bool = False,
+) -> None:  # fmt: skip
+    """Print `result` (or write it to `output_file`) and exit with check's codes: 2 internal error,
+    1 findings or diagnostics, else 0."""
+    color = output_file is None and output_format == "text" and (sys.stdout.isatty() if color is None else color)
+    if statistics:
+        report = STATISTICS_FORMATS[output_format](result)
+    elif output_format == "text":
+        report = FORMATS["text"](result, color=color, show_source=show_source)
+    else:
+        report = FORMATS[output_format](result, color=color)
+    _write(report, output_file)
     if any(diagnostic.code == INTERNAL_ERROR for diagnostic in result.diagnostics):
         sys.exit(EXIT_ERROR)
     reported = result.findings or result.diagnostics
     sys.exit(EXIT_FINDINGS if reported and not exit_zero else EXIT_CLEAN)
+
+
+def _write(report: str, output_file: Path | None) -> None:
+    if output_file is None:
+        if report:  # an empty report (no annotations, no statistics) prints nothing, not a blank line
+            click.echo(report)
+        return
+    try:
+        output_file.parent.mkdir(parents=True, exist_ok=True)
+        output_file.write_text(report + "\n" if report else "", encoding="utf-8")
+    except OSError as error:
+        _fail(f"--output-file {output_file}: {error.strerror or error}")
 
 
 @main.command("rules")
