@@ -44,7 +44,9 @@ class ResultStore(Protocol):
         """The stored result of `task`, or None and the task to lint (with its `source`)."""
         ...
 
-    def store(self, task: FileTask, result: FileResult, reads: Reads) -> None: ...
+    def store(self, task: FileTask, result: FileResult, reads: Reads) -> None:
+        """Keep the result of a task `fetch` returned, with what its lint read of the project."""
+        ...
 
     def close(self) -> None:
         """After the run: keep the store within its size."""
