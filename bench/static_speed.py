@@ -64,6 +64,7 @@ class Measurement:
     peak_rss_mb: float
     exit_code: int
     did: str
+    cpu_s: float = 0.0  # user + system, the process and the workers it waited for (from wait4)
 
 
 @dataclass
@@ -232,7 +233,8 @@ def measure(tool: Tool, scratch: Path) -> Measurement:
         wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4; tell Popen
     did = tool.summarize(stdout_path.read_text(errors="replace"), stderr_path.read_text(errors="replace"))
-    return Measurement(tool.label, wall, usage.ru_maxrss / 1024, process.returncode, did)  # ru_maxrss is KiB
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measurement(tool.label, wall, usage.ru_maxrss / 1024, process.returncode, did, cpu)  # ru_maxrss is KiB
 
 
 def best_of(tool: Tool, repeat: int, scratch: Path) -> Measurement:
