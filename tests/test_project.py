@@ -7,6 +7,8 @@ leads there, and a bug inside one function is reported once, in the file that ha
 
 from __future__ import annotations
 
+import pytest
+
 MODEL = """\
 from torch import nn
 
@@ -252,3 +254,12 @@ def test_models_differing_between_calls_are_not_joined(nnlint, write):
     write({"model.py": SOFTMAX_MODEL, "engine.py": ENGINE, "train.py": train})
     outcome = nnlint("--select", "NN5", "--format", "json", ".")
     assert outcome.located() == [("train.py", TRAIN_LINE, "NN501")]
+
+
+def test_model_and_loss_joined_across_files_is_confirmed_by_the_probe(nnlint, write):
+    """The runtime check builds `Net` as train.py builds it and finds probabilities at the loss."""
+    pytest.importorskip("torch")
+    write({"model.py": SOFTMAX_MODEL, "engine.py": ENGINE, "train.py": TRAIN.format(engine="engine")})
+    finding = nnlint("--confirm", "--select", "NN501", "--format", "json", ".").json()["findings"][0]
+    assert (finding["path"], finding["line"], finding["status"]) == ("train.py", TRAIN_LINE, "confirmed")
+    assert finding["evidence"]["model"] == "Net"
