@@ -1,4 +1,4 @@
-"""Paths on the command line -> the Python files to lint, in a stable order.
+"""Paths on the command line -> the Python files and Jupyter notebooks to lint, in a stable order.
 
 Directories are walked without following directory symlinks (no loops, no
 escaping the tree); virtualenvs, build output, VCS folders and whatever
@@ -18,8 +18,10 @@ SKIPPED_DIRECTORIES = frozenset(
     {
         ".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "site-packages", "build", "dist",
         "node_modules", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".eggs",
+        ".ipynb_checkpoints",
     }
 )  # fmt: skip
+LINTED_SUFFIXES = (".py", ".ipynb")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ def _excludes(pattern: pathspec.Pattern, base: Path, directory: Path) -> bool:
 def _is_readable_candidate(entry: os.DirEntry) -> bool:
     """A regular file, or a broken or looping symlink (reading it reports why).
 
-    FIFOs, sockets and devices named `*.py` are skipped: opening a FIFO that
+    FIFOs, sockets and devices named `*.py` or `*.ipynb` are skipped: opening a FIFO that
     no process writes to blocks forever.
     """
     try:
@@ -110,7 +112,7 @@ class FileFinder:
                     if not self._excluded(path, True, ignores):
                         self._walk(path, ignores, found)
                 elif (
-                    entry.name.endswith(".py")
+                    entry.name.endswith(LINTED_SUFFIXES)
                     and _is_readable_candidate(entry)
                     and not self._excluded(path, False, ignores)
                 ):

@@ -6,6 +6,8 @@ import json
 
 from nnlint import __version__
 from nnlint.rule import all_rules
+from nnlint.finding import Finding
+from nnlint.notebook import cell_prefix
 from nnlint.runner import RunResult
 
 _LEVEL = {"error": "error", "warning": "warning", "info": "note"}
@@ -26,28 +28,32 @@ def _location(path: str, region: dict) -> dict:
     return {"physicalLocation": {"artifactLocation": {"uri": path}, "region": region}}
 
 
+def _result(f: Finding) -> dict:
+    region = {"startLine": f.line, "startColumn": f.column, "endLine": f.end_line, "endColumn": f.end_column}
+    properties: dict = {"status": f.status}
+    message = f.message
+    if f.cell is not None:
+        # Code scanning requires a region: a notebook's result points at line 1, plainly a stand-in,
+        # and its message and properties say the cell and the line in it (as ruff does).
+        properties.update(cell=f.cell, cellRegion=region)
+        region, message = {"startLine": 1}, cell_prefix(f.cell, f.line, f.column) + message
+    return {
+        "ruleId": f.code,
+        "level": _LEVEL[f.severity],
+        "message": {"text": message},
+        "locations": [_location(f.path, region)],
+        "properties": properties,
+    }
+
+
 def render(result: RunResult, color: bool = False) -> str:
-    results = [
-        {
-            "ruleId": f.code,
-            "level": _LEVEL[f.severity],
-            "message": {"text": f.message},
-            "locations": [
-                _location(
-                    f.path,
-                    {"startLine": f.line, "startColumn": f.column, "endLine": f.end_line, "endColumn": f.end_column},
-                )
-            ],
-            "properties": {"status": f.status},
-        }
-        for f in result.findings
-    ]
+    results = [_result(f) for f in result.findings]
     notifications = [
         {
             "descriptor": {"id": d.code},
             "level": "error",
-            "message": {"text": d.message},
-            "locations": [_location(d.path, {"startLine": d.line} if d.line else {})],
+            "message": {"text": cell_prefix(d.cell, d.line) + d.message},
+            "locations": [_location(d.path, {"startLine": d.line} if d.line and d.cell is None else {})],
         }
         for d in result.diagnostics
     ]

@@ -1,4 +1,4 @@
-"""The human format: `path:line:col: CODE message`, then a one-line summary."""
+"""The human format: `path:line:col: CODE message` (`path:cell N:line:col:` in a notebook), then a one-line summary."""
 
 from __future__ import annotations
 
@@ -15,17 +15,22 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def _cell(cell: int | None) -> str:
+    """A notebook's findings are located as ruff does it: `nb.ipynb:cell 3:2:5:`."""
+    return f"cell {cell}:" if cell is not None else ""
+
+
 def render(result: RunResult, color: bool = False) -> str:
     def style(text: str, **styles) -> str:
         return click.style(text, **styles) if color else text
 
     lines = []
     for finding in result.findings:
-        where = style(f"{finding.path}:{finding.line}:{finding.column}:", bold=True)
+        where = style(f"{finding.path}:{_cell(finding.cell)}{finding.line}:{finding.column}:", bold=True)
         code = style(finding.code, fg="red" if finding.severity == "error" else "yellow", bold=True)
         lines.append(f"{where} {code}{_STATUS_TAG[finding.status]} {finding.message}")
     for diagnostic in result.diagnostics:
-        where = f"{diagnostic.path}:{diagnostic.line}:" if diagnostic.line else f"{diagnostic.path}:"
+        where = f"{diagnostic.path}:{_cell(diagnostic.cell)}{diagnostic.line}:" if diagnostic.line else f"{diagnostic.path}:"
         lines.append(f"{style(where, bold=True)} {style(diagnostic.code, fg='magenta', bold=True)} {diagnostic.message}")
 
     by_code = Counter(finding.code for finding in result.findings)
