@@ -120,15 +120,32 @@ class FileFinder:
             except OSError:
                 continue
 
-    def find(self, paths: list[Path]) -> list[Path]:
-        """Files to lint, de-duplicated, in command-line order then sorted within each directory."""
+    def _walk_would_skip(self, path: Path) -> bool:
+        """Whether a walk of the project would skip this file: excluded, ignored, or in a skipped
+        directory below the project root."""
+        ignores = [self.exclude, *_inherited_gitignores(path)]
+        if self._excluded(path, False, ignores):
+            return True
+        try:
+            below_root = path.parent.relative_to(self.exclude.base).parts
+        except ValueError:
+            return False
+        directories = (self.exclude.base.joinpath(*below_root[: depth + 1]) for depth in range(len(below_root)))
+        return any(self._excluded(directory, True, ignores) for directory in directories)
+
+    def find(self, paths: list[Path], force_exclude: bool = False) -> list[Path]:
+        """Files to lint, de-duplicated, in command-line order then sorted within each directory.
+
+        A file named on the command line is linted even if excluded, unless `force_exclude`: pre-commit
+        names every staged file, and the project's exclusions should still hold there.
+        """
         found: list[Path] = []
         for path in paths:
             if path.is_dir():  # named on the command line: walked even if it is a symlink
                 absolute = path.absolute()
                 ignores = [self.exclude, *_inherited_gitignores(absolute)]
                 self._walk(absolute, [ignore.without_patterns_excluding(absolute) for ignore in ignores], found)
-            else:
+            elif not (force_exclude and self._walk_would_skip(path.absolute())):
                 found.append(path.absolute())
         unique: dict[Path, None] = {}
         for path in found:

@@ -95,6 +95,11 @@ def test_a_clean_commit_passes(project, environment):
     assert git(project, "rev-list", "--count", "HEAD") == "2"
 
 
+def test_the_project_exclusions_hold_for_staged_files(project, environment):
+    done = commit(project, environment, {"pyproject.toml": '[tool.nnlint]\nexclude = ["legacy/"]\n', "legacy/net.py": BUGGY_NET})
+    assert done.returncode == 0, done.stdout
+
+
 def test_a_commit_without_python_files_passes(project, environment):
     done = commit(project, environment, {"README.md": "# a model\n", "data/labels.json": "[1, 2]\n"})
     assert done.returncode == 0, done.stdout
