@@ -2,7 +2,8 @@
 
 The cells are joined in notebook order (a notebook runs top to bottom, so a model built in one cell
 and trained in another is one script), each cell's lines kept one for one, so that a line of the
-module is a line of a cell. IPython syntax that is not Python (line magics, shell escapes, `?` help)
+module is a line of a cell (a cell written indented is dedented, as IPython runs it, and its columns
+given back). IPython syntax that is not Python (line magics, shell escapes, `?` help)
 becomes `pass` at the same indentation, as IPython itself turns it into a call there; a cell magic
 that runs another language skips the whole cell. Notebooks are JSON (nbformat 4: `cells[].source`
 is a string or a list of strings), read with the json module: nbformat would add five packages
@@ -16,10 +17,12 @@ import json
 import re
 import tokenize
 from bisect import bisect_right
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from nnlint.context import ProjectFiles
 from nnlint.finding import Diagnostic, Finding
+from nnlint.rule import Rule
 from nnlint.static import FileResult, lint_text, not_linted
 
 SUFFIX = ".ipynb"
@@ -54,6 +57,8 @@ class NotebookSource:
     text: str
     starts: tuple[int, ...]
     cells: tuple[int, ...]
+    # Module line -> the indentation removed from it (a cell written indented, see `_dedented`).
+    dedents: dict[int, int] = field(default_factory=dict)
 
     def locate(self, line: int) -> tuple[int, int]:
         """(cell, line in that cell) of a module line; cells are numbered from 1 in notebook order,
@@ -113,11 +118,12 @@ def _continuation_lines(source: str) -> set[int]:
 def python_lines(source: str) -> list[str]:
     """A code cell's lines with IPython-only syntax made `pass` (or all blank for a non-Python cell magic)."""
     lines = _lines(source)
-    if lines and lines[0].startswith("%%"):
-        magic = lines[0][2:].split(maxsplit=1)
+    first = next((number for number, line in enumerate(lines) if line.strip()), None)
+    if first is not None and lines[first].startswith("%%"):  # a cell magic: IPython skips blank lines before it
+        magic = lines[first][2:].split(maxsplit=1)
         if not magic or magic[0] not in _PYTHON_CELL_MAGICS:
             return [""] * len(lines)
-        lines[0] = ""
+        lines[first] = ""
     continuations = _continuation_lines("\n".join(lines))
     python, in_magic = [], False
     for number, line in enumerate(lines, start=1):
@@ -132,6 +138,25 @@ def python_lines(source: str) -> list[str]:
     return python
 
 
+def _dedented(lines: list[str]) -> tuple[list[str], list[int]]:
+    """IPython's `leading_indent`: a cell whose first line is indented runs with that indentation
+    taken off every line that starts with it. The lines, and the width taken off each."""
+    first = next((line for line in lines if line.strip()), "")
+    indent = first[: len(first) - len(first.lstrip())]
+    if not indent:
+        return lines, [0] * len(lines)
+    widths = [len(indent) if line.startswith(indent) else 0 for line in lines]
+    return [line[width:] for line, width in zip(lines, widths)], widths
+
+
+def _language(document: dict) -> str:
+    """The kernel's language from `metadata.language_info.name`; Python where the notebook does not say."""
+    metadata = document.get("metadata")
+    info = metadata.get("language_info") if isinstance(metadata, dict) else None
+    name = info.get("name") if isinstance(info, dict) else None
+    return name if isinstance(name, str) else "python"
+
+
 def read_notebook(data: bytes) -> NotebookSource | None:
     """The code cells of a notebook's bytes as one module; None for a notebook in another language."""
     try:
@@ -140,31 +165,36 @@ def read_notebook(data: bytes) -> NotebookSource | None:
         raise NotebookError(f"cannot decode the notebook: {error.reason}") from None
     except json.JSONDecodeError as error:
         raise NotebookError(f"not a notebook: invalid JSON at line {error.lineno}: {error.msg}") from None
+    except RecursionError:
+        raise NotebookError("not a notebook: its JSON is nested too deeply") from None
     if not isinstance(document, dict) or not isinstance(document.get("cells"), list):
         format_version = document.get("nbformat") if isinstance(document, dict) else None
         if isinstance(format_version, int) and format_version < 4:
             raise NotebookError(f"nbformat {format_version} notebook: save it with Jupyter to convert it to format 4")
         raise NotebookError("not a notebook: no `cells` list (nbformat 4)")
-    metadata = document.get("metadata")
-    language = metadata.get("language_info", {}).get("name", "python") if isinstance(metadata, dict) else "python"
-    if isinstance(language, str) and language.lower() != "python":
+    if _language(document).lower() != "python":
         return None
     lines: list[str] = []
-    starts, cells = [], []
+    starts, cells, dedents = [], [], {}
     for number, cell in enumerate(document["cells"], start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         starts.append(len(lines) + 1)
         cells.append(number)
-        lines.extend(python_lines(_cell_text(cell, number)) or [""])
-    return NotebookSource("".join(line + "\n" for line in lines), tuple(starts), tuple(cells))
+        cell_lines, widths = _dedented(python_lines(_cell_text(cell, number)) or [""])
+        dedents.update((len(lines) + offset, width) for offset, width in enumerate(widths, start=1) if width)
+        lines.extend(cell_lines)
+    return NotebookSource("".join(line + "\n" for line in lines), tuple(starts), tuple(cells), dedents)
 
 
 def _located_finding(finding: Finding, notebook: NotebookSource) -> Finding:
     cell, line = notebook.locate(finding.line)
-    offset = finding.line - line
-    message = notebook.described(finding.message)
-    return replace(finding, cell=cell, line=line, end_line=finding.end_line - offset, message=message)
+    return replace(
+        finding, cell=cell, line=line, end_line=finding.end_line - (finding.line - line),
+        column=finding.column + notebook.dedents.get(finding.line, 0),
+        end_column=finding.end_column + notebook.dedents.get(finding.end_line, 0),
+        message=notebook.described(finding.message),
+    )  # fmt: skip
 
 
 def _located_diagnostic(diagnostic: Diagnostic, notebook: NotebookSource) -> Diagnostic:
@@ -174,7 +204,10 @@ def _located_diagnostic(diagnostic: Diagnostic, notebook: NotebookSource) -> Dia
     return replace(diagnostic, cell=cell, line=line, message=notebook.described(diagnostic.message))
 
 
-def lint_notebook(data: bytes, path: str, rule_types: list, max_file_size: int, location=None, project=None) -> FileResult:
+def lint_notebook(
+    data: bytes, path: str, rule_types: list[type[Rule]], max_file_size: int,
+    location: Path | None = None, project: ProjectFiles | None = None,
+) -> FileResult:
     """The static pass over a notebook's code cells, each finding located by cell and line in the cell.
 
     `max_file_size` bounds the code, not the file: outputs (plots, images) make notebooks large.

@@ -86,11 +86,20 @@ def test_magics_shell_escapes_and_help_keep_positions(nnlint, write):
 
 
 def test_python_cell_magic_is_linted_other_cell_magics_skipped(nnlint, write):
-    bash_cell = "%%bash\n" + BUGGY_CELL  # Python-looking text that IPython hands to bash
+    bash_cell = "\n%%bash\n" + BUGGY_CELL  # Python-looking text that IPython hands to bash
     write({"cells.ipynb": notebook(IMPORTS, bash_cell, "%%time\n" + BUGGY_CELL, "%%writefile x.py\ndef f(:\n")})
     outcome = nnlint("cells.ipynb", "--format", "json")
     assert [(f["cell"], f["line"]) for f in outcome.json()["findings"]] == [(3, 4)]
     assert outcome.json()["errors"] == []
+
+
+def test_a_cell_written_indented_runs_dedented_and_keeps_its_columns(nnlint, write):
+    indented = "".join("    " + line + "\n" for line in BUGGY_CELL.splitlines())
+    write({"indented.ipynb": notebook(IMPORTS, indented)})
+    outcome = nnlint("indented.ipynb", "--format", "json")
+    assert [(f["cell"], f["line"], f["column"], f["end_column"]) for f in outcome.json()["findings"]] == [
+        (2, 3, 20, len("            return F.dropout(x, 0.5)") + 1)
+    ]
 
 
 def test_source_as_one_string_is_read_too(nnlint, write):
@@ -138,6 +147,7 @@ def test_rule_prefilter_applies_to_notebooks(nnlint, write):
         ("[1, 2]", "not a notebook: no `cells` list"),
         ('{"cells": [{"cell_type": "code", "source": 3}]}', "cell 1: `source` is neither a string nor a list"),
         (b"\xff\xfe{", "cannot decode the notebook"),
+        ("[" * 100_000, "not a notebook: its JSON is nested too deeply"),
     ],
 )
 def test_bad_notebook_is_reported_not_crashed(nnlint, write, content, message):
@@ -152,6 +162,13 @@ def test_notebook_in_another_language_is_not_linted(nnlint, write):
     write({"r.ipynb": notebook("library(torch)\nx <- F.dropout(x, 0.5)\n", language="R")})
     outcome = nnlint("r.ipynb")
     assert outcome.exit_code == 0, outcome.stdout
+
+
+def test_odd_metadata_means_python(nnlint, write):
+    document = json.loads(TRAINING)
+    document["metadata"] = {"language_info": "python3"}
+    write({"odd.ipynb": json.dumps(document)})
+    assert nnlint("odd.ipynb", "--format", "json").located() == [("odd.ipynb", 3, "NN301")]
 
 
 def test_directory_walk_finds_notebooks_not_checkpoints(nnlint, write):
