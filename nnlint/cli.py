@@ -94,8 +94,12 @@ def main() -> None:
 @click.option("--color/--no-color", default=None, help="Colour the text output [default: when on a terminal].")
 @click.option("--confirm", "confirm", is_flag=True, help="Run the models on probes to confirm or refute findings (needs torch).")
 @click.option("--show-refuted", is_flag=True, help="With --confirm, also list the findings the probes refuted.")
+@click.option("--force-exclude", is_flag=True, help="Skip excluded and ignored files even when named (for pre-commit).")
 @_report_options
-def check(paths, output_format, select, ignore, extend_select, exit_zero, jobs, config, color, confirm, show_refuted, **reporting) -> None:
+def check(
+    paths, output_format, select, ignore, extend_select, exit_zero, jobs, config, color, confirm, show_refuted,
+    force_exclude, **reporting,
+) -> None:
     """Lint PATHS (files or directories; default: the current directory)."""
     paths = list(paths) or [Path(".")]
     missing = [str(path) for path in paths if not os.path.lexists(path)]
@@ -105,7 +109,7 @@ def check(paths, output_format, select, ignore, extend_select, exit_zero, jobs, 
         settings = _settings(paths, config, select, ignore, extend_select)
     except ConfigError as error:
         _fail(str(error))
-    files = FileFinder(settings.root, settings.exclude_spec()).find(paths)
+    files = FileFinder(settings.root, settings.exclude_spec()).find(paths, force_exclude)
     result = run(files, settings, Path.cwd(), jobs or os.cpu_count() or 1)
     if confirm:
         result = _confirm(result, files, settings, show_refuted, progress=output_format == "text" and sys.stderr.isatty())

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from nnlint.config import Settings
 from nnlint.finding import Diagnostic, Finding
+from nnlint.notebook import is_notebook, lint_notebook
 from nnlint.project import project_at
 from nnlint.rule import all_rules
 from nnlint.static import PARSE_ERROR, FileResult, lint_source
@@ -56,16 +57,19 @@ def display_path(path: Path, cwd: Path) -> str:
 def lint_file(task: FileTask) -> FileResult:
     rules_by_code = {rule.code: rule for rule in all_rules()}
     rules = [rules_by_code[code] for code in task.rule_codes]
+    notebook = is_notebook(task.absolute)
     try:
         with open(task.absolute, "rb") as handle:
-            data = handle.read(task.max_file_size + 1)
+            # A notebook is read whole: its outputs (images) may be large, max-file-size bounds its code.
+            data = handle.read() if notebook else handle.read(task.max_file_size + 1)
     except OSError as error:
         result = FileResult(task.path)
         result.diagnostics.append(Diagnostic(task.path, PARSE_ERROR, f"cannot read: {error.strerror or error}"))
         return result
     try:
         location = Path(task.absolute).resolve()
-        return lint_source(data, task.path, rules, task.max_file_size, location, project_at(task.root))
+        lint = lint_notebook if notebook else lint_source
+        return lint(data, task.path, rules, task.max_file_size, location, project_at(task.root))
     except Exception as error:  # a bug in nnlint, not in the user's file: report it, lint the rest
         result = FileResult(task.path)
         message = f"internal error in nnlint ({type(error).__name__}: {error}); please report it"
