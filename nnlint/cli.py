@@ -96,6 +96,7 @@ def main() -> None:
 @click.option("--color/--no-color", default=None, help="Colour the text output [default: when on a terminal].")
 @click.option("--confirm", "confirm", is_flag=True, help="Run the models on probes to confirm or refute findings (needs torch).")
 @click.option("--show-refuted", is_flag=True, help="With --confirm, also list the findings the probes refuted.")
+@click.option("--force-exclude", is_flag=True, help="Skip excluded and ignored files even when named (for pre-commit).")
 @click.option(
     "--cache-dir", type=click.Path(path_type=Path), envvar="NNLINT_CACHE_DIR", default=None,
     help="Where results are kept between runs [default: the user cache directory, e.g. ~/.cache/nnlint].",
@@ -104,7 +105,7 @@ def main() -> None:
 @_report_options
 def check(
     paths, output_format, select, ignore, extend_select, exit_zero, jobs, config, color, confirm, show_refuted,
-    cache_dir, no_cache, **reporting,
+    force_exclude, cache_dir, no_cache, **reporting,
 ) -> None:  # fmt: skip
     """Lint PATHS (files or directories; default: the current directory)."""
     paths = list(paths) or [Path(".")]
@@ -122,7 +123,7 @@ def check(
             settings = _settings(paths, config, select, ignore, extend_select)
         except ConfigError as error:
             _fail(str(error))
-        files = FileFinder(settings.root, settings.exclude_spec()).find(paths)
+        files = FileFinder(settings.root, settings.exclude_spec()).find(paths, force_exclude)
         store = ResultCache(cache, built_by, settings, reuse=not confirm) if cache is not None else None
         result = run(files, settings, Path.cwd(), jobs or os.cpu_count() or 1, store)
         if confirm:

@@ -36,7 +36,7 @@ from nnlint.cache import Cache
 from nnlint.config import Settings
 from nnlint.finding import Diagnostic, FileResult, Finding
 from nnlint.project_reads import Disk, Reads, digest
-from nnlint.runner import FileTask
+from nnlint.runner import FileTask, read_file
 
 FORMAT = 1  # in every key: changing what an entry holds changes every key
 
@@ -65,8 +65,7 @@ class ResultCache:
     def fetch(self, task: FileTask) -> tuple[FileResult | None, FileTask]:
         """The stored result of `task`, or None and the task with the bytes its key was computed from."""
         try:
-            with open(task.absolute, "rb") as handle:
-                data = handle.read(task.max_file_size + 1)
+            data = read_file(task)
             location = os.path.realpath(task.absolute)
         except OSError:
             return None, task  # linting it reports why

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BUGGY_LINE, BUGGY_NET, CLEAN_NET, invoke
+from test_notebooks import notebook
 from test_project import CALL_LINE, ENGINE, MODEL, TRAIN
 
 import nnlint
@@ -100,6 +101,20 @@ def test_a_changed_configuration_or_selection_lints_again(cached_lint, write, tm
     assert (linted, outcome.located()) == (files, [("net.py", BUGGY_LINE, "NN301")])
     outcome, linted = cached_lint(".", "--select", "NN3", "--ignore", "NN301")
     assert (linted, outcome.located()) == (files, [])
+
+
+def test_a_notebook_is_cached_whole_with_its_cells(cached_lint, write, tmp_path):
+    """A notebook's findings come back from the cache with their cell; an edited cell lints it again."""
+    cells = ["x = 1\n", "y = 2\n", BUGGY_NET]
+    write({"explore.ipynb": notebook(*cells)})
+    first, linted = cached_lint(".", "--select", "NN301")
+    [finding] = first.json()["findings"]
+    assert linted == ["explore.ipynb"] and (finding["cell"], finding["line"]) == (3, BUGGY_LINE)
+    second, linted = cached_lint(".", "--select", "NN301")
+    assert (linted, _report(second)) == ([], _report(first))
+    (tmp_path / "explore.ipynb").write_text(notebook(cells[0], "y = 3\n", cells[2]))
+    _, linted = cached_lint(".", "--select", "NN301")
+    assert linted == ["explore.ipynb"]
 
 
 def test_a_new_nnlint_version_lints_again(cached_lint, write, monkeypatch):

@@ -189,3 +189,16 @@ def test_the_readme_workflow_writes_the_sarif_file_it_uploads(nnlint, write, tmp
     document = json.loads((tmp_path / uploaded).read_text())
     assert VALIDATOR.is_valid(document)
     assert [result["ruleId"] for result in results(document)] == ["NN301"]
+
+
+def test_notebook_results_are_valid_and_fingerprinted_by_their_cell_code(nnlint, write):
+    """A notebook's line is in a cell, not in the JSON file: the fingerprint must not read the file's line
+    (it hashes the message, which quotes the code), and stays put when a cell is added above."""
+    from test_notebooks import BUGGY_CELL, IMPORTS, notebook
+
+    write({"train.ipynb": notebook(IMPORTS, BUGGY_CELL)})
+    [before] = results(sarif(nnlint, "train.ipynb"))
+    write({"train.ipynb": notebook(IMPORTS, "x = 1\n", BUGGY_CELL)})
+    [after] = results(sarif(nnlint, "train.ipynb"))
+    assert before["properties"]["cell"] == 2 and after["properties"]["cell"] == 3
+    assert before["partialFingerprints"] == after["partialFingerprints"]

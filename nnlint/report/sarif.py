@@ -16,6 +16,7 @@ from urllib.parse import quote
 from nnlint import __version__
 from nnlint.finding import DOCS_URL, Finding
 from nnlint.report.source_lines import SourceLines
+from nnlint.notebook import cell_prefix
 from nnlint.runner import INTERNAL_ERROR, RunResult
 
 _LEVEL = {"error": "error", "warning": "warning", "info": "note"}
@@ -58,7 +59,8 @@ def fingerprints(findings: list[Finding], lines: SourceLines) -> list[str]:
     prints = [""] * len(findings)
     for index in order:
         finding = findings[index]
-        text = " ".join(lines.line(finding.path, finding.line).split())
+        # A notebook's line is in a cell, not in the file: its message (which quotes the code) stands in.
+        text = finding.message if finding.cell is not None else " ".join(lines.line(finding.path, finding.line).split())
         key = "\0".join((finding.code, finding.path, text))
         prints[index] = f"{hashlib.sha256(key.encode()).hexdigest()[:32]}:{seen[key]}"
         seen[key] += 1
@@ -70,13 +72,20 @@ def _result(finding: Finding, fingerprint: str) -> dict:
         "startLine": finding.line, "startColumn": finding.column,
         "endLine": finding.end_line, "endColumn": finding.end_column,
     }  # fmt: skip
+    properties: dict = {"status": finding.status}
+    message = finding.message
+    if finding.cell is not None:
+        # Code scanning requires a region: a notebook's result points at line 1, plainly a stand-in,
+        # and its message and properties say the cell and the line in it (as ruff does).
+        properties.update(cell=finding.cell, cellRegion=region)
+        region, message = {"startLine": 1}, cell_prefix(finding.cell, finding.line, finding.column) + message
     result = {
         "ruleId": finding.code,
         "level": _LEVEL[finding.severity],
-        "message": {"text": finding.message},
+        "message": {"text": message},
         "locations": [_location(finding.path, region)],
         "partialFingerprints": {FINGERPRINT: fingerprint},
-        "properties": {"status": finding.status},
+        "properties": properties,
     }
     if finding.status == "refuted":  # shown with --show-refuted: the probes found no problem
         result.update(kind="pass", level="none")
@@ -92,8 +101,8 @@ def render(result: RunResult, color: bool = False) -> str:
         {
             "descriptor": {"id": d.code},
             "level": "error",
-            "message": {"text": d.message},
-            "locations": [_location(d.path, {"startLine": d.line} if d.line else None)],
+            "message": {"text": cell_prefix(d.cell, d.line) + d.message},
+            "locations": [_location(d.path, {"startLine": d.line} if d.line and d.cell is None else None)],
         }
         for d in result.diagnostics
     ]
