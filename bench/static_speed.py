@@ -67,7 +67,6 @@ class Measurement:
     peak_rss_mb: float
     exit_code: int
     did: str
-    cpu_s: float = 0.0  # user + system, the process and the workers it waited for (from wait4)
 
 
 @dataclass
