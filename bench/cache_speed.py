@@ -10,9 +10,9 @@ fresh subprocess of the real CLI from spawn to exit (start-up included), in the 
 
 and prints each as a ratio to `cold`, in wall and in CPU time (target for `cached`: <= 0.05), and
 whether the cached run's findings and errors are identical to the cold run's. Then the syntax check of the files the trigger
-prefilter spares from libcst (issue 11 item 6): `nnlint --no-cache --jobs 1` as it is, against the
-same run with that check taken out (a child that checks only the files the prefilter lets through, as
-nnlint did before), in wall and CPU time, and, measured directly, CPython's parse of those files
+prefilter spares from libcst (issue 11 item 6): `nnlint --no-cache --jobs 1` checking every file,
+against the same run checking only the files the prefilter lets through (as nnlint did before; both
+in the same child process, which swaps the check for the second), in wall and CPU time, and, measured directly, CPython's parse of those files
 against the run's CPU time (CPU time: `wait4`'s user + system, workers included; on a loaded machine it
 moves much less than wall time).
 
@@ -70,15 +70,18 @@ def cache_rows(tree: Path, nnlint: str, jobs: int, scratch: Path, repeat: int) -
     return [no_cache, cold, cached, edited], identical
 
 
-def run_without_syntax_check(argv: list[str]) -> None:
-    """The child: nnlint as before the syntax check of every file (only files that pass the trigger
-    prefilter are parsed by CPython). Valid with `--select ALL`, whose triggers are all the rules'."""
+def run_child(argv: list[str], every_file: bool) -> None:
+    """A syntax-check row: the CLI with every file's syntax checked, or only the files the trigger
+    prefilter lets through (as nnlint did before). Both rows run in this same child, so that nothing
+    but the check differs: importing the rules before the CLI, as the second needs, itself changes a
+    run's time by a few percent. Valid with `--select ALL`, whose triggers are all the rules'."""
     from nnlint import static
     from nnlint.cli import main
 
     triggers = nnlint_triggers()
     check = static._cpython_parse
-    static._cpython_parse = lambda text, path: check(text, path) if any(t in text for t in triggers) else None
+    if not every_file:
+        static._cpython_parse = lambda text, path: check(text, path) if any(t in text for t in triggers) else None
     main(argv)
 
 
@@ -93,15 +96,14 @@ def skipped_parse_seconds(tree: Path) -> tuple[int, float]:
     return len(skipped), time.process_time() - started
 
 
-def syntax_rows(tree: Path, nnlint: str, scratch: Path, repeat: int) -> list[Measurement]:
+def syntax_rows(tree: Path, scratch: Path, repeat: int) -> list[Measurement]:
     """The two runs taken in turns (the fastest of each kept): a load that drifts hits both alike."""
     options = [str(tree), "--select", "ALL", "--exit-zero", "--format", "json", "--jobs", "1", "--no-cache"]
-    with_check, without = [], []
+    runs: dict[str, list[Measurement]] = {"every file": [], "prefiltered": []}
     for _ in range(repeat):
-        with_check.append(_best("with the check", [nnlint, "check", *options], scratch, 1)[0])
-        without.append(_best("without it", [sys.executable, __file__, "--without-syntax-check", "check", *options],
-                             scratch, 1)[0])  # fmt: skip
-    return [min(runs, key=lambda run: run.wall_s) for runs in (with_check, without)]
+        for label, flag in (("every file", "--child-every-file"), ("prefiltered", "--child-prefiltered")):
+            runs[label].append(_best(label, [sys.executable, __file__, flag, "check", *options], scratch, 1)[0])
+    return [min(measured, key=lambda run: run.wall_s) for measured in runs.values()]
 
 
 def main() -> None:
@@ -110,10 +112,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the fastest is kept")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="nnlint --jobs for the cache rows")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--without-syntax-check", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)  # a child
+    for child in ("--child-every-file", "--child-prefiltered"):  # a syntax-check row's child
+        parser.add_argument(child, nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.without_syntax_check is not None:
-        run_without_syntax_check(args.without_syntax_check)
+    if args.child_every_file is not None or args.child_prefiltered is not None:
+        run_child(args.child_every_file or args.child_prefiltered, every_file=args.child_every_file is not None)
         return
 
     source = args.source or prepare_corpus("timm", DEFAULT_CACHE).root
@@ -133,13 +136,13 @@ def main() -> None:
                   f"{row.cpu_s / cold_cpu:8.3f}  {row.did}")  # fmt: skip
         print(f"  cached findings and errors identical to the cold run's: {'yes' if identical else 'NO'}")
 
-        with_check, without = syntax_rows(tree, nnlint, scratch, args.repeat)
+        with_check, without = syntax_rows(tree, scratch, args.repeat)
         skipped, parse_s = skipped_parse_seconds(tree)
         print(f"\nsyntax check of the {skipped} files the prefilter skips, nnlint --select ALL --jobs 1 --no-cache")
         for measure_name, with_s, without_s in (
             ("wall", with_check.wall_s, without.wall_s), ("CPU", with_check.cpu_s, without.cpu_s),
         ):  # fmt: skip
-            print(f"  {measure_name:<4} with the check {with_s:8.2f} s, without it {without_s:8.2f} s: "
+            print(f"  {measure_name:<4} every file checked {with_s:8.2f} s, only the prefiltered {without_s:8.2f} s: "
                   f"ratio {with_s / without_s:.3f}")  # fmt: skip
         print(f"  CPython's parse of those files alone: {parse_s:.3f} s CPU = {parse_s / without.cpu_s:.4f} "
               "of the run's CPU")  # fmt: skip
