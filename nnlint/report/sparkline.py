@@ -1,0 +1,46 @@
+"""The LR curve of a schedule finding as one line of text: `LR stepped every batch over 2000 batches: █▇▆...`."""
+
+from __future__ import annotations
+
+import math
+
+from nnlint.report.evidence_pictures import log10_or_floor, log_scale, segments, units
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+WIDTH = 40  # characters at most; a short run gets one per unit (a 20-epoch run: one per epoch)
+
+
+def sparkline(curve: dict) -> str:
+    """The curve in block characters, the highest LR at █ and 0 at ▁ (on a log scale, when the LR spans
+    decades: the lowest LR at ▁).
+
+    A character stands for the mean LR over its stretch of the run (the mean log10 on a log scale), so that
+    a schedule that swings faster than the characters can show averages out instead of drawing a false wave."""
+    pieces = segments(curve)
+    values = [lr for _, _, lr in pieces]
+    logarithmic = log_scale([curve])
+    if logarithmic:
+        values = log10_or_floor(values)
+    start, end = pieces[0][0], pieces[-1][1]
+    count = max(1, min(WIDTH, math.ceil(end - start)))
+    width = (end - start) / count
+    columns = []
+    for c in range(count):
+        low, high = start + c * width, start + (c + 1) * width
+        overlap = [(min(high, x1) - max(low, x0), value) for (x0, x1, _), value in zip(pieces, values)]
+        columns.append(sum(length * value for length, value in overlap if length > 0) / width)
+    low, high = min(values) if logarithmic else min(0.0, *values), max(values)
+    if math.isclose(low, high, rel_tol=1e-9, abs_tol=1e-12):
+        return BLOCKS[0] * count  # an LR of 0 throughout (a log-scale curve always spans decades)
+    return "".join(BLOCKS[round((value - low) / (high - low) * (len(BLOCKS) - 1))] for value in columns)
+
+
+def lr_line(curve: dict) -> str:
+    """`LR stepped once per epoch over 20 epochs: ████ 1x -> 1x`, with `(log scale)` when it is."""
+    first, last = curve["points"][0][1], curve["points"][-1][1]
+    length = curve["end"] - curve["points"][0][0]
+    scale = " (log scale)" if log_scale([curve]) else ""
+    return (
+        f"LR {curve['label']} over {length:g} {units(curve['unit'], length)}: "
+        f"{sparkline(curve)} {first:.3g}x -> {last:.3g}x{scale}"
+    )
