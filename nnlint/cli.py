@@ -73,12 +73,16 @@ def main() -> None:
 @click.option("--color/--no-color", default=None, help="Colour the text output [default: when on a terminal].")
 @click.option("--confirm", "confirm", is_flag=True, help="Run the models on probes to confirm or refute findings (needs torch).")
 @click.option("--show-refuted", is_flag=True, help="With --confirm, also list the findings the probes refuted.")
-def check(paths, output_format, select, ignore, extend_select, exit_zero, jobs, config, color, confirm, show_refuted) -> None:
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
+              help="With --confirm, write DIR/index.html: LR curves and gradient maps (needs nnlint[report]).")
+def check(paths, output_format, select, ignore, extend_select, exit_zero, jobs, config, color, confirm, show_refuted, report_dir) -> None:
     """Lint PATHS (files or directories; default: the current directory)."""
     paths = list(paths) or [Path(".")]
     missing = [str(path) for path in paths if not os.path.lexists(path)]
     if missing:
         _fail(f"no such file or directory: {', '.join(missing)}")
+    if report_dir is not None:
+        _check_report_target(report_dir, confirm)
     try:
         settings = _settings(paths, config, select, ignore, extend_select)
     except ConfigError as error:
@@ -87,6 +91,8 @@ def check(paths, output_format, select, ignore, extend_select, exit_zero, jobs, 
     result = run(files, settings, Path.cwd(), jobs or os.cpu_count() or 1)
     if confirm:
         result = _confirm(result, files, settings, show_refuted, progress=output_format == "text" and sys.stderr.isatty())
+    if report_dir is not None:
+        _write_html_report(result, report_dir)
     _report(result, output_format, color, exit_zero)
 
 
@@ -165,6 +171,28 @@ def _confirm(result, files, settings: Settings, show_refuted: bool, progress: bo
         return confirm_run(result, files, settings, Path.cwd(), show_refuted, progress)
     except (ConfigError, SandboxError) as error:
         _fail(str(error))
+
+
+def _check_report_target(directory: Path, confirm: bool) -> None:
+    """--report draws what the confirm pass measured; checked before the run, not after its minutes."""
+    from nnlint.report.html_report import ReportError, check_target
+
+    if not confirm:
+        _fail("--report draws what the confirm pass measures: add --confirm")
+    try:
+        check_target(directory)
+    except ReportError as error:
+        _fail(str(error))
+
+
+def _write_html_report(result, directory: Path) -> None:
+    from nnlint.report.html_report import write_report
+
+    try:
+        page = write_report(result, directory)
+    except OSError as error:
+        _fail(f"--report {directory}: cannot write the report: {error.strerror or error}")
+    click.echo(f"nnlint: report written to {page}", err=True)
 
 
 def _fail(message: str) -> None:
