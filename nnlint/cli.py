@@ -82,7 +82,7 @@ def check(paths, output_format, select, ignore, extend_select, exit_zero, jobs, 
     if missing:
         _fail(f"no such file or directory: {', '.join(missing)}")
     if report_dir is not None:
-        _check_report_target(report_dir, confirm)
+        _prepare_report(report_dir, confirm)
     try:
         settings = _settings(paths, config, select, ignore, extend_select)
     except ConfigError as error:
@@ -173,14 +173,14 @@ def _confirm(result, files, settings: Settings, show_refuted: bool, progress: bo
         _fail(str(error))
 
 
-def _check_report_target(directory: Path, confirm: bool) -> None:
+def _prepare_report(directory: Path, confirm: bool) -> None:
     """--report draws what the confirm pass measured; checked before the run, not after its minutes."""
-    from nnlint.report.html_report import ReportError, check_target
+    from nnlint.report.html_report import ReportError, prepare_target
 
     if not confirm:
         _fail("--report draws what the confirm pass measures: add --confirm")
     try:
-        check_target(directory)
+        prepare_target(directory)
     except ReportError as error:
         _fail(str(error))
 

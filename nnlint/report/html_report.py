@@ -40,21 +40,24 @@ class ReportError(Exception):
     """DIR cannot take the report, or matplotlib is missing: said before the confirm pass spends its minutes."""
 
 
-def check_target(directory: Path) -> None:
-    """matplotlib is installed, DIR is (or can be) a directory, and an index.html in it is one nnlint wrote:
-    a page of the user's is never overwritten."""
+def prepare_target(directory: Path) -> None:
+    """Before the run, not after its minutes: matplotlib is installed, DIR is a directory (created if need
+    be), and an index.html in it is one nnlint wrote: a page of the user's is never overwritten."""
     if not _matplotlib_installed():
         raise ReportError("--report draws its pictures with matplotlib: pip install 'nnlint[report]'")
-    if directory.exists() and not directory.is_dir():
-        raise ReportError(f"--report {directory}: not a directory")
     page = directory / PAGE
     if page.is_dir() or (page.exists() and not _written_by_nnlint(page)):
         raise ReportError(f"--report {directory}: {page} exists and nnlint did not write it; name another directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ReportError(f"--report {directory}: not a directory") from None
+    except OSError as error:
+        raise ReportError(f"--report {directory}: {error.strerror or error}") from None
 
 
 def write_report(result: RunResult, directory: Path) -> Path:
-    """Write DIR/index.html (creating DIR) and return its path."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write DIR/index.html and return its path."""
     page = directory / PAGE
     page.write_text(render(result), encoding="utf-8")
     return page

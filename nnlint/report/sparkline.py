@@ -32,7 +32,11 @@ def sparkline(curve: dict) -> str:
     low, high = min(values) if logarithmic else min(0.0, *values), max(values)
     if math.isclose(low, high, rel_tol=1e-9, abs_tol=1e-12):
         return BLOCKS[0] * count  # an LR of 0 throughout (a log-scale curve always spans decades)
-    return "".join(BLOCKS[round((value - low) / (high - low) * (len(BLOCKS) - 1))] for value in columns)
+    # Block k is (k + 1) eighths high: the block whose height is nearest the value's (never none: ▁ for 0).
+    levels = len(BLOCKS)
+    return "".join(
+        BLOCKS[min(levels - 1, max(0, round((value - low) / (high - low) * levels) - 1))] for value in columns
+    )
 
 
 def lr_line(curve: dict) -> str:
