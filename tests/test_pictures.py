@@ -58,7 +58,7 @@ class BatchSoftmaxNet(nn.Module):
         return torch.softmax(self.conv(x).reshape(b, -1), 0)
 '''
 SPARK = re.compile(f"[{BLOCKS}]")
-C0_BLUE, C1_ORANGE, RED = (31, 119, 180), (255, 127, 14), (255, 0, 0)  # matplotlib's first two lines; map boxes
+C0_BLUE, C1_ORANGE, RED = (31, 119, 180), (255, 127, 14), (255, 0, 0)  # per epoch, every batch; map boxes
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +253,9 @@ def test_the_page_is_valid_static_html_with_a_picture_per_finding(text_run):
         assert len(img.get("alt")) > 40 and len("".join(figure.find("figcaption").itertext())) > 80
         assert len(_colours(picture)) > 50  # drawn, not blank
         if " NN40" in title:
-            assert _count(picture, C0_BLUE) > 200, title  # the curve
+            assert _count(picture, C0_BLUE) > 200, title  # stepped once per epoch: in every LR picture
+            if " NN402 " in title:
+                assert _count(picture, C1_ORANGE) > 200, title  # stepped every batch, as the code does
         else:
             assert _count(picture, RED) > 10, title  # the box around the pair the finding names
     table = document.findall(".//table//tr")

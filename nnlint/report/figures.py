@@ -16,6 +16,8 @@ MAP_SIZE = (5.6, 4.4)
 # A gradient map's colours span this many decades below its largest cell; a cell of exactly 0 is grey.
 MAP_DECADES = 6
 ZERO_GREY = "#d9d9d9"
+# One colour per stepping on every figure of a page, whichever curve a finding lists first.
+STEPPING_COLOURS = {"stepped once per epoch": "C0", "stepped every batch": "C1"}
 
 
 def lr_curve_png(curves: list[dict], title: str) -> bytes:
@@ -26,7 +28,8 @@ def lr_curve_png(curves: list[dict], title: str) -> bytes:
         pieces = segments(curve)
         xs = [x for x, _, _ in pieces] + [pieces[-1][1]]
         lrs = [lr for _, _, lr in pieces] + [pieces[-1][2]]
-        axes.step(xs, lrs, where="post", label=curve["label"], linewidth=1.6)
+        colour = STEPPING_COLOURS.get(curve["label"])
+        axes.step(xs, lrs, where="post", label=curve["label"], color=colour, linewidth=1.6)
     if any(log_scale([curve]) for curve in curves):
         axes.set_yscale("log", nonpositive="clip")
     else:
