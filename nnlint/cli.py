@@ -73,8 +73,10 @@ def main() -> None:
 @click.option("--color/--no-color", default=None, help="Colour the text output [default: when on a terminal].")
 @click.option("--confirm", "confirm", is_flag=True, help="Run the models on probes to confirm or refute findings (needs torch).")
 @click.option("--show-refuted", is_flag=True, help="With --confirm, also list the findings the probes refuted.")
-@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
-              help="With --confirm, write DIR/index.html: LR curves and gradient maps (needs nnlint[report]).")
+@click.option(
+    "--report", "report_dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
+    help="With --confirm, also write DIR/index.html: LR curves and gradient maps (needs nnlint[report]).",
+)
 def check(paths, output_format, select, ignore, extend_select, exit_zero, jobs, config, color, confirm, show_refuted, report_dir) -> None:
     """Lint PATHS (files or directories; default: the current directory)."""
     paths = list(paths) or [Path(".")]

@@ -227,8 +227,9 @@ class BatchCoupling:
     sites_run: set[Site] = field(default_factory=set)
     passes: int = 0
     content_products: list[tuple[str, Site | None]] = field(default_factory=list)  # see ProbeTracer
-    grouped: list[tuple[frozenset[int], list[float]]] = field(default_factory=list)  # per pass: outputs, |grad| per input
-    pinned: list[float] = field(default_factory=list)  # |grad| per input of output pair[0] alone
+    # The passes' max |grad| per input sample: each grouped pass (with its outputs), and output pair[0] alone.
+    grouped: list[tuple[frozenset[int], list[float]]] = field(default_factory=list)
+    pinned: list[float] = field(default_factory=list)
 
     @property
     def mixing_calls(self) -> list[Reduction]:
@@ -255,11 +256,11 @@ class BatchCoupling:
         own): row pair[0], back-propagated alone, is exact; any other cell is the smallest gradient on input j
         of a grouped pass that back-propagated output i, so 0 means output i takes nothing from sample j."""
         batch = len(self.pinned)
-        rows = [
-            self.pinned if i == self.pair[0] else
-            [min(m[j] for samples, m in self.grouped if i in samples and (j not in samples or i == j)) for j in range(batch)]
-            for i in range(batch)
-        ]  # fmt: skip
+
+        def decoded(i: int, j: int) -> float:  # over the passes of output i's that lack input j (all, if j is i)
+            return min(m[j] for samples, m in self.grouped if i in samples and (i == j or j not in samples))
+
+        rows = [self.pinned if i == self.pair[0] else [decoded(i, j) for j in range(batch)] for i in range(batch)]
         values = compact_map(torch.tensor(rows, dtype=torch.float64))
         return {
             "kind": "samples", "rows": "output sample", "columns": "input sample", **values,

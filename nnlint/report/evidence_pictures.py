@@ -32,9 +32,16 @@ def segments(curve: dict) -> list[tuple[float, float, float]]:
     return [(x, end, lr) for (x, lr), end in zip(points, ends)]
 
 
-def units(unit: str, count: float) -> str:
-    """`1 epoch`, `20 epochs`, `2000 batches`."""
-    return unit if count == 1 else {"batch": "batches"}.get(unit, unit + "s")
+def plural(word: str, count: float) -> str:
+    """`epoch` for 1, else `epochs`; `batches`."""
+    return word if count == 1 else {"batch": "batches"}.get(word, word + "s")
+
+
+def curve_words(curve: dict) -> tuple[str, str]:
+    """(`LR stepped every batch over 2000 batches`, `1x -> 1e-66x`): what a picture of the curve shows."""
+    length = curve["end"] - curve["points"][0][0]
+    head = f"LR {curve['label']} over {length:g} {plural(curve['unit'], length)}"
+    return head, f"{curve['points'][0][1]:.3g}x -> {curve['points'][-1][1]:.3g}x"
 
 
 def log_scale(curves: list[dict]) -> bool:

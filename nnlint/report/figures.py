@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 
-from nnlint.report.evidence_pictures import log_scale, segments, units
+from nnlint.report.evidence_pictures import log_scale, plural, segments
 
 DPI = 100
 CURVE_SIZE = (7.0, 3.2)  # inches
@@ -34,7 +34,7 @@ def lr_curve_png(curves: list[dict], title: str) -> bytes:
         axes.set_yscale("log", nonpositive="clip")
     else:
         axes.set_ylim(bottom=0)  # a flat LR at 1x reads as flat, not as noise around 1
-    axes.set_xlabel(units(curves[0]["unit"], 2))
+    axes.set_xlabel(plural(curves[0]["unit"], 2))
     axes.set_ylabel("LR (x the initial LR)")
     axes.set_title(title, fontsize=10)
     axes.grid(True, alpha=0.3)

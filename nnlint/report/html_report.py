@@ -17,8 +17,7 @@ from pathlib import Path
 
 from nnlint import __version__
 from nnlint.finding import Finding
-from nnlint.report.evidence_pictures import gradient_map, lr_curves
-from nnlint.report.sparkline import lr_line
+from nnlint.report.evidence_pictures import curve_words, gradient_map, lr_curves, plural
 from nnlint.runner import RunResult
 
 PAGE = "index.html"
@@ -64,9 +63,10 @@ def write_report(result: RunResult, directory: Path) -> Path:
 
 
 def render(result: RunResult) -> str:
-    pictured = [(i, finding, pictures) for i, finding in enumerate(result.findings) if (pictures := _pictures(finding))]
+    pictured = [(i, f, pictures) for i, f in enumerate(result.findings) if (pictures := _pictures(f))]
     statuses = Counter(finding.status for finding in result.findings)
-    summary = f"{len(result.findings)} findings in {result.files} files" + "".join(
+    findings, files = len(result.findings), result.files
+    summary = f"{findings} {plural('finding', findings)} in {files} {plural('file', files)}" + "".join(
         f", {count} {status}" for status, count in sorted(statuses.items())
     )
     parts = [
@@ -98,7 +98,7 @@ def _pictures(finding: Finding) -> list[tuple[bytes, str, str]]:
     curves = lr_curves(finding)
     if curves:
         title = f"{evidence.get('simulated', 'the schedule')}, simulated"
-        alt = "; ".join(lr_line(curve) for curve in curves)
+        alt = "; ".join(": ".join(curve_words(curve)) for curve in curves)
         caption = (
             "The real torch scheduler, built with the source's arguments, stepped on a dummy optimizer at LR 1: "
             "every LR is a multiple of the initial one."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from nnlint.report.evidence_pictures import log10_or_floor, log_scale, segments, units
+from nnlint.report.evidence_pictures import curve_words, log10_or_floor, log_scale, segments
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 WIDTH = 40  # characters at most; a short run gets one per unit (a 20-epoch run: one per epoch)
@@ -41,10 +41,5 @@ def sparkline(curve: dict) -> str:
 
 def lr_line(curve: dict) -> str:
     """`LR stepped once per epoch over 20 epochs: ████ 1x -> 1x`, with `(log scale)` when it is."""
-    first, last = curve["points"][0][1], curve["points"][-1][1]
-    length = curve["end"] - curve["points"][0][0]
-    scale = " (log scale)" if log_scale([curve]) else ""
-    return (
-        f"LR {curve['label']} over {length:g} {units(curve['unit'], length)}: "
-        f"{sparkline(curve)} {first:.3g}x -> {last:.3g}x{scale}"
-    )
+    head, ends = curve_words(curve)
+    return f"{head}: {sparkline(curve)} {ends}" + (" (log scale)" if log_scale([curve]) else "")
