@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -149,6 +150,15 @@ def test_machine_formats_have_no_sparkline_and_a_second_report_replaces_the_firs
         assert not SPARK.search(outcome.stdout), output_format
     assert [path.name for path in tmp_path.iterdir()] == ["index.html"]
     assert len(_page(tmp_path / "index.html").findall(".//section//img")) == 1
+
+
+def test_an_output_without_block_characters_gets_an_ascii_sparkline(project):
+    # A Windows console or a file redirected there is cp1252: no block characters, and no crash either.
+    command = [sys.executable, "-m", "nnlint", "--confirm", f"{ODD}/short_run.py"]
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    done = subprocess.run(command, cwd=project, env=env, capture_output=True, timeout=300)
+    assert done.returncode == 1 and b"Traceback" not in done.stderr
+    assert b"\n    LR stepped once per epoch over 20 epochs: " + b"#" * 20 + b" 1x -> 1x\n" in done.stdout
 
 
 def test_sparkline_scales():

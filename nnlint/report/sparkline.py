@@ -7,10 +7,20 @@ import math
 from nnlint.report.evidence_pictures import curve_words, log10_or_floor, log_scale, segments
 
 BLOCKS = "▁▂▃▄▅▆▇█"
+ASCII_BLOCKS = "_.-:=+*#"  # for an output whose encoding has no block characters (a cp1252 console or file)
 WIDTH = 40  # characters at most; a short run gets one per unit (a 20-epoch run: one per epoch)
 
 
-def sparkline(curve: dict) -> str:
+def blocks_for(stream) -> str:
+    """BLOCKS where `stream` can encode them, else ASCII_BLOCKS: a sparkline is never worth a crash."""
+    try:
+        BLOCKS.encode(getattr(stream, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return ASCII_BLOCKS
+    return BLOCKS
+
+
+def sparkline(curve: dict, blocks: str = BLOCKS) -> str:
     """The curve in block characters, the highest LR at █ and 0 at ▁ (on a log scale, when the LR spans
     decades: the lowest LR at ▁).
 
@@ -31,15 +41,15 @@ def sparkline(curve: dict) -> str:
         columns.append(sum(length * value for length, value in overlap if length > 0) / width)
     low, high = min(values) if logarithmic else min(0.0, *values), max(values)
     if math.isclose(low, high, rel_tol=1e-9, abs_tol=1e-12):
-        return BLOCKS[0] * count  # an LR of 0 throughout (a log-scale curve always spans decades)
+        return blocks[0] * count  # an LR of 0 throughout (a log-scale curve always spans decades)
     # Block k is (k + 1) eighths high: the block whose height is nearest the value's (never none: ▁ for 0).
-    levels = len(BLOCKS)
+    levels = len(blocks)
     return "".join(
-        BLOCKS[min(levels - 1, max(0, round((value - low) / (high - low) * levels) - 1))] for value in columns
+        blocks[min(levels - 1, max(0, round((value - low) / (high - low) * levels) - 1))] for value in columns
     )
 
 
-def lr_line(curve: dict) -> str:
+def lr_line(curve: dict, blocks: str = BLOCKS) -> str:
     """`LR stepped once per epoch over 20 epochs: ████ 1x -> 1x`, with `(log scale)` when it is."""
     head, ends = curve_words(curve)
-    return f"{head}: {sparkline(curve)} {ends}" + (" (log scale)" if log_scale([curve]) else "")
+    return f"{head}: {sparkline(curve, blocks)} {ends}" + (" (log scale)" if log_scale([curve]) else "")

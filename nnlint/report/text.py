@@ -3,12 +3,13 @@ curve as a sparkline on the next line), then a one-line summary."""
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 
 import click
 
 from nnlint.report.evidence_pictures import lr_curves
-from nnlint.report.sparkline import lr_line
+from nnlint.report.sparkline import blocks_for, lr_line
 from nnlint.runner import RunResult
 
 _STATUS_TAG = {"suspected": "", "confirmed": " [confirmed]", "refuted": " [refuted]", "unverifiable": " [unverifiable]"}
@@ -22,14 +23,14 @@ def render(result: RunResult, color: bool = False) -> str:
     def style(text: str, **styles) -> str:
         return click.style(text, **styles) if color else text
 
-    lines = []
+    lines, blocks = [], blocks_for(sys.stdout)  # the text format is printed to stdout
     for finding in result.findings:
         where = style(f"{finding.path}:{finding.line}:{finding.column}:", bold=True)
         code = style(finding.code, fg="red" if finding.severity == "error" else "yellow", bold=True)
         lines.append(f"{where} {code}{_STATUS_TAG[finding.status]} {finding.message}")
         curves = lr_curves(finding)
         if curves:  # the simulated LR curve (NN401, NN402), the one the code steps: worth a look
-            lines.append(f"    {lr_line(curves[0])}")
+            lines.append(f"    {lr_line(curves[0], blocks)}")
     for diagnostic in result.diagnostics:
         where = f"{diagnostic.path}:{diagnostic.line}:" if diagnostic.line else f"{diagnostic.path}:"
         lines.append(f"{style(where, bold=True)} {style(diagnostic.code, fg='magenta', bold=True)} {diagnostic.message}")
