@@ -105,7 +105,7 @@ def _pictures(finding: Finding) -> list[tuple[bytes, str, str]]:
         )
         if evidence.get("batches_per_epoch_assumed") or (evidence.get("per_batch") or {}).get("assumed"):
             batches = evidence.get("batches_per_epoch") or evidence["per_batch"]["batches_per_epoch"]
-            caption += f" Stepping every batch assumes {batches} batches per epoch (a loader's length is a run-time fact)."
+            caption += f" Stepping every batch assumes {batches} batches per epoch (the source has no loader length)."
         pictures.append((figures.lr_curve_png(curves, title), alt, caption))
     found = gradient_map(finding)
     if found:
@@ -140,7 +140,7 @@ def _map_words(found: dict, evidence: dict) -> tuple[str, str]:
         caption = (
             "Row m: the outputs at steps 0 to m back-propagated together; column s: the largest |gradient| on the "
             "input at step s. Every cell right of the white line should be 0 (grey): "
-            + ("no output may see its own step's input." if found["first_hidden"] == 0 else "no output may see later steps.")
+            + ("no output may see later steps." if found["first_hidden"] else "no output may see its own step's input.")
             + " Red box: the first output that sees the step the finding names."
         )
     if found.get("block", 1) > 1:
