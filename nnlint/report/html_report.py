@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from nnlint import __version__
-from nnlint.finding import Finding
+from nnlint.finding import Diagnostic, Finding
 from nnlint.report.evidence_pictures import curve_words, gradient_map, lr_curves, plural
 from nnlint.runner import RunResult
 
@@ -159,12 +159,12 @@ def _figure(png: bytes, alt: str, caption: str) -> str:
 
 def _table(result: RunResult) -> str:
     rows = "".join(
-        f"<tr><td><code>{_e(f'{f.path}:{f.line}:{f.column}')}</code></td>"
+        f"<tr><td><code>{_e(_where(f))}</code></td>"
         f'<td class="{_e(f.severity)}">{_e(f.code)}</td><td>{_e(f.status)}</td><td>{_e(f.message)}</td></tr>'
         for f in result.findings
     )
     rows += "".join(
-        f"<tr><td><code>{_e(d.path + (f':{d.line}' if d.line else ''))}</code></td><td>{_e(d.code)}</td>"
+        f"<tr><td><code>{_e(_where(d))}</code></td><td>{_e(d.code)}</td>"
         f"<td>not checked</td><td>{_e(d.message)}</td></tr>"
         for d in result.diagnostics
     )
@@ -174,9 +174,16 @@ def _table(result: RunResult) -> str:
 
 def _title(finding: Finding) -> str:
     return (
-        f'<code>{_e(f"{finding.path}:{finding.line}:{finding.column}")}</code> '
+        f"<code>{_e(_where(finding))}</code> "
         f'<span class="{_e(finding.severity)}">{_e(finding.code)}</span> {_e(finding.name)} [{_e(finding.status)}]'
     )
+
+
+def _where(record: Finding | Diagnostic) -> str:
+    """`path:line:col`, as the text format locates it (`path:cell 3:2:5` in a notebook)."""
+    cell = f"cell {record.cell}:" if record.cell is not None else ""
+    column = f":{record.column}" if isinstance(record, Finding) else ""
+    return f"{record.path}:{cell}{record.line}{column}" if record.line else record.path
 
 
 def _matplotlib_installed() -> bool:
