@@ -49,8 +49,6 @@ def display_path(path: Path, cwd: Path) -> str:
 
 
 def lint_file(task: FileTask) -> FileResult:
-    rules_by_code = {rule.code: rule for rule in all_rules()}
-    rules = [rules_by_code[code] for code in task.rule_codes]
     try:
         with open(task.absolute, "rb") as handle:
             data = handle.read(task.max_file_size + 1)
@@ -58,6 +56,13 @@ def lint_file(task: FileTask) -> FileResult:
         result = FileResult(task.path)
         result.diagnostics.append(Diagnostic(task.path, PARSE_ERROR, f"cannot read: {error.strerror or error}"))
         return result
+    return lint_data(task, data)
+
+
+def lint_data(task: FileTask, data: bytes) -> FileResult:
+    """Lint a task's file as if it held `data` (the fixer lints its rewritten text before writing it)."""
+    rules_by_code = {rule.code: rule for rule in all_rules()}
+    rules = [rules_by_code[code] for code in task.rule_codes]
     try:
         location = Path(task.absolute).resolve()
         return lint_source(data, task.path, rules, task.max_file_size, location, project_at(task.root))
@@ -99,8 +104,8 @@ def _lint_parallel(tasks: list[FileTask], jobs: int) -> list[FileResult]:
     return results  # type: ignore[return-value]
 
 
-def run(files: list[Path], settings: Settings, cwd: Path, jobs: int) -> RunResult:
-    started = time.perf_counter()
+def file_tasks(files: list[Path], settings: Settings, cwd: Path) -> list[FileTask]:
+    """One task per file: its displayed path and the rules its per-file settings select."""
     selected = settings.selected_rules()
     tasks = []
     for path in files:
@@ -111,7 +116,12 @@ def run(files: list[Path], settings: Settings, cwd: Path, jobs: int) -> RunResul
         rules = settings.rules_for(relative_to_root, selected)
         codes = tuple(rule.code for rule in rules)
         tasks.append(FileTask(display_path(path, cwd), str(path), codes, settings.max_file_size, str(settings.root)))
+    return tasks
 
+
+def run(files: list[Path], settings: Settings, cwd: Path, jobs: int) -> RunResult:
+    started = time.perf_counter()
+    tasks = file_tasks(files, settings, cwd)
     if jobs > 1 and len(tasks) >= _PARALLEL_THRESHOLD:
         results = _lint_parallel(tasks, jobs)
     else:
