@@ -21,9 +21,10 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _INDENTATION = re.compile(r"[ \t]*")
 
 
-def _without_parentheses(node: cst.CSTNode) -> cst.CSTNode:
-    """The node as its position spans it: libcst's positions leave out an expression's own parentheses."""
-    return node.with_changes(lpar=(), rpar=()) if getattr(node, "lpar", None) else node
+def _without_parentheses(node: cst.CSTNode, parentheses: object) -> cst.CSTNode:
+    """The node without `parentheses` around it: libcst's positions leave out an expression's own
+    parentheses, which stay in the file; a new node's other parentheses are part of its code."""
+    return node.with_changes(lpar=(), rpar=()) if parentheses and getattr(node, "lpar", None) == parentheses else node
 
 
 def _line_starts(text: str) -> list[int]:
@@ -46,8 +47,9 @@ def replacement_fix(context: FileContext, replacement: Replacement) -> Fix:
     printed alike, then placed in the file's real text, line by line; new lines in the inserted code
     get the statement's indentation and the file's line break.
     """
-    old = context.module.code_for_node(_without_parentheses(replacement.old))
-    new = context.module.code_for_node(_without_parentheses(replacement.new))
+    parentheses = getattr(replacement.old, "lpar", None)
+    old = context.module.code_for_node(_without_parentheses(replacement.old, parentheses))
+    new = context.module.code_for_node(_without_parentheses(replacement.new, parentheses))
     prefix = _common_prefix(old, new)
     suffix = _common_prefix(old[prefix:][::-1], new[prefix:][::-1])
     where = context.position(replacement.old)
