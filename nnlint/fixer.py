@@ -25,6 +25,7 @@ from nnlint.static import FileResult
 # Each round applies every fix that overlaps no other; nested fixes need one round per level.
 MAX_ROUNDS = 10
 _NOT_FIXED_SUFFIXES = (".ipynb",)
+_WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
 
 class FixError(Exception):
@@ -76,9 +77,10 @@ class FileFix:
         try:
             if target.read_bytes() != self.before:
                 raise FixError(f"{self.task.path}: changed while nnlint was fixing it; not written")
-            if not os.access(target, os.W_OK):
-                raise FixError(f"cannot write fixes to {self.task.path}: the file is read-only")
             mode = stat.S_IMODE(target.stat().st_mode)
+            # No write bit is the owner's "do not touch", even for root, whom os.access lets write anything.
+            if not mode & _WRITE_BITS or not os.access(target, os.W_OK):
+                raise FixError(f"cannot write fixes to {self.task.path}: the file is read-only")
             handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".nnlint", dir=target.parent)
         except OSError as error:
             raise FixError(f"cannot write fixes to {self.task.path}: {error.strerror or error}") from None
