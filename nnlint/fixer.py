@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from nnlint.static import FileResult
 MAX_ROUNDS = 10
 _NOT_FIXED_SUFFIXES = (".ipynb",)
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+# Lines as Python (and libcst) count them, with their breaks: str.splitlines also splits at form feeds.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
 class FixError(Exception):
@@ -64,8 +67,8 @@ class FileFix:
         """A unified diff, as `git diff` prints it (a last line without its line break is marked)."""
         encoding = source_encoding(self.before)
         lines = difflib.unified_diff(
-            self.before.decode(encoding).splitlines(keepends=True),
-            self.after.decode(encoding).splitlines(keepends=True),
+            _LINE.findall(self.before.decode(encoding)),
+            _LINE.findall(self.after.decode(encoding)),
             f"a/{self.task.path}", f"b/{self.task.path}",
         )  # fmt: skip
         return "".join(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n" for line in lines)

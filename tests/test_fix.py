@@ -7,6 +7,7 @@ and failures write nothing.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import stat
 
@@ -134,6 +135,14 @@ def test_diff_marks_a_last_line_without_line_break(nnlint, tmp_path):
     assert outcome.stdout.endswith("+        return F.dropout(x, 0.5, training=self.training)\n\\ No newline at end of file\n")
 
 
+def test_diff_splits_lines_where_python_does(nnlint, tmp_path):
+    """A form feed (PEP 8's page break) is inside a line, not a line break."""
+    (tmp_path / "net.py").write_text(DROPOUT.replace("\n\nclass", "\n\x0c\nclass"))
+    outcome = nnlint("--diff", "net.py")
+    assert "\n \x0c\n class Net(nn.Module):\n" in outcome.stdout
+    assert "No newline" not in outcome.stdout
+
+
 def test_diff_with_nothing_to_fix_exits_0(nnlint, tmp_path):
     (tmp_path / "net.py").write_text(DROPOUT_FIXED)
     outcome = nnlint("--diff", ".")
@@ -204,3 +213,18 @@ def test_json_carries_the_fix_for_editors(nnlint, tmp_path):
         "message": "Pass training=self.training",
         "edits": [{"line": 7, "column": 32, "end_line": 7, "end_column": 32, "content": ", training=self.training"}],
     }
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the confirm pass runs the model")
+def test_fix_then_confirm_judges_the_fixed_code(nnlint, tmp_path):
+    """Fixes come from the static pass, before the confirm pass: the probe then runs the fixed forward,
+    which is deterministic in eval() (unfixed, it would confirm NN301 at runtime)."""
+    source = DROPOUT.replace(
+        "class Net(nn.Module):\n",
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(8, 4)\n\n",
+    ).replace("return F.dropout(x, 0.5)", "return self.fc(F.dropout(x, 0.5))")
+    (tmp_path / "net.py").write_text(source)
+    outcome = nnlint("--fix", "--confirm", "net.py")
+    assert "F.dropout(x, 0.5, training=self.training)" in (tmp_path / "net.py").read_text()
+    assert outcome.exit_code == 0, outcome.stdout
+    assert "No findings" in outcome.stdout
