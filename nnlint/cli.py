@@ -125,6 +125,7 @@ def _fix(result, files, settings: Settings, jobs: int, write: bool):
     """`--fix` (write) or `--diff` (print, write nothing, exit): the fixed files' result after a re-lint,
     and whether some file could not be written."""
     from nnlint.fixer import FixError, fix_files
+    from nnlint.project import project_at
 
     outcome = fix_files(file_tasks(files, settings, Path.cwd()), result.findings)
     for note in outcome.notes:
@@ -146,6 +147,7 @@ def _fix(result, files, settings: Settings, jobs: int, write: bool):
     for error in outcome.errors:
         click.echo(f"nnlint: error: {error}", err=True)
     if written:
+        project_at.cache_clear()  # its files, read before the writes, are stale now
         result = run(files, settings, Path.cwd(), jobs)
     fixed = sum(change.fixed for change in written)
     click.echo(
