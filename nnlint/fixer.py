@@ -25,7 +25,6 @@ from nnlint.static import FileResult
 
 # Each round applies every fix that overlaps no other; nested fixes need one round per level.
 MAX_ROUNDS = 10
-_NOT_FIXED_SUFFIXES = (".ipynb",)
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 # Lines as Python (and libcst) count them, with their breaks: str.splitlines also splits at form feeds.
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
@@ -110,7 +109,6 @@ def fix_file(task: FileTask) -> FileFix:
 class FixRun:
     changed: list[FileFix]  # files whose text the fixes change
     errors: list[str]  # files that could not be fixed, one message each
-    notes: list[str]  # files left alone on purpose
 
     @property
     def fixed(self) -> int:
@@ -120,12 +118,9 @@ class FixRun:
 def fix_files(tasks: list[FileTask], findings: list[Finding]) -> FixRun:
     """Fix the files among `tasks` that have a finding with a fix; nothing is written here."""
     fixable = {finding.path for finding in findings if finding.fix is not None}
-    outcome = FixRun([], [], [])
+    outcome = FixRun([], [])
     for task in tasks:
         if task.path not in fixable:
-            continue
-        if task.path.endswith(_NOT_FIXED_SUFFIXES):
-            outcome.notes.append(f"{task.path}: notebooks are not fixed; apply the fixes by hand")
             continue
         try:
             file_fix = fix_file(task)

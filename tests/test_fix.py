@@ -8,6 +8,7 @@ and failures write nothing.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import stat
 
@@ -190,13 +191,19 @@ def test_fix_keeps_permissions_and_writes_through_a_symlink(nnlint, tmp_path):
     assert [p.name for p in real.parent.iterdir()] == ["net.py"]  # no temporary file left
 
 
-def test_a_notebook_is_not_fixed(nnlint, tmp_path):
+def test_a_notebook_finding_has_no_fix_and_the_notebook_is_untouched(nnlint, tmp_path):
+    """A notebook's findings are located by cell; edits in the joined cells' text could not be applied
+    to its JSON, so they carry no fix and --fix leaves the file as it was."""
+    cells = [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": DROPOUT}]
     path = tmp_path / "explore.ipynb"
-    path.write_text(DROPOUT)
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    before = _snapshot(path)
+    [finding] = nnlint("--format", "json", "explore.ipynb").json()["findings"]
+    assert (finding["code"], finding["cell"], finding["line"], finding["fix"]) == ("NN301", 1, 7, None)
     outcome = nnlint("--fix", "explore.ipynb")
-    assert path.read_text() == DROPOUT
-    assert "nnlint: note: explore.ipynb: notebooks are not fixed" in outcome.stderr
+    assert _snapshot(path) == before
     assert outcome.exit_code == 1
+    assert "fixed 0 findings in 0 files; 1 remaining" in outcome.stderr
 
 
 def test_fix_with_json_prints_only_the_remaining_findings_as_json(nnlint, tmp_path):
