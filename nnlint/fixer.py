@@ -42,7 +42,10 @@ class FixedSource:
 
 
 def fix_source(data: bytes, lint: Callable[[bytes], FileResult]) -> FixedSource:
-    """`data` with its findings' fixes applied, round after round, until no fix is left."""
+    """`data` with its findings' fixes applied, round after round, until no fix is left.
+
+    Raises FixError if a round makes the file fail to lint (a bug in a rule's fix): nothing of such a
+    file may be written."""
     result, fixed = lint(data), 0
     for _ in range(MAX_ROUNDS):
         fixes = [finding.fix for finding in result.findings if finding.fix is not None]
@@ -51,7 +54,10 @@ def fix_source(data: bytes, lint: Callable[[bytes], FileResult]) -> FixedSource:
         encoding = source_encoding(data)
         text, applied = apply_fixes(data.decode(encoding), fixes)
         data, fixed = text.encode(encoding), fixed + applied
-        result = lint(data)
+        result, before = lint(data), result
+        if len(result.diagnostics) > len(before.diagnostics):
+            problem = result.diagnostics[-1].message
+            raise FixError(f"{result.path}: not fixed, the fixes would break it ({problem}); please report it")
     return FixedSource(data, fixed, result)
 
 

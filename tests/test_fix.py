@@ -1,8 +1,8 @@
 """`nnlint --fix` and `--diff` on real files: what each fix writes, and what must never change.
 
-Every test runs the real command (click's runner in this process) on files in a temporary directory
+The tests run the real command (click's runner in this process) on files in a temporary directory
 and compares bytes: encodings, BOMs and line endings survive, a second run changes nothing, `--diff`
-and failures write nothing.
+and failures write nothing. The last one checks the safety net under every fix with a deliberately wrong one.
 """
 
 from __future__ import annotations
@@ -11,8 +11,14 @@ import importlib.util
 import json
 import os
 import stat
+from dataclasses import replace
 
 import pytest
+
+from nnlint.finding import Edit, Fix
+from nnlint.fixer import FixError, fix_source
+from nnlint.rule import rule_by_code
+from nnlint.static import lint_source
 
 DROPOUT = """\
 import torch.nn.functional as F
@@ -235,3 +241,18 @@ def test_fix_then_confirm_judges_the_fixed_code(nnlint, tmp_path):
     assert "F.dropout(x, 0.5, training=self.training)" in (tmp_path / "net.py").read_text()
     assert outcome.exit_code == 0, outcome.stdout
     assert "No findings" in outcome.stdout
+
+
+def test_a_fix_that_would_break_the_file_is_refused():
+    """The safety net under every rule's fix: a round whose result no longer parses stops the file
+    (here a deliberately wrong fix, standing for a rule bug, deletes the colon of the class line)."""
+    broken = Fix("wrong", (Edit(5, 21, 5, 22, ""),))
+
+    def lint(data):
+        result = lint_source(data, "net.py", [rule_by_code("NN301")], 10**7)
+        if data == DROPOUT.encode():
+            result.findings = [replace(result.findings[0], fix=broken)]
+        return result
+
+    with pytest.raises(FixError, match=r"net.py: not fixed, the fixes would break it \(syntax error"):
+        fix_source(DROPOUT.encode(), lint)
