@@ -1,7 +1,7 @@
 """`nnlint --fix` and `--diff` on real files: what each fix writes, and what must never change.
 
 The tests run the real command (click's runner in this process) on files in a temporary directory
-and compares bytes: encodings, BOMs and line endings survive, a second run changes nothing, `--diff`
+and compare bytes: encodings, BOMs and line endings survive, a second run changes nothing, `--diff`
 and failures write nothing. The last one checks the safety net under every fix with a deliberately wrong one.
 """
 
