@@ -55,20 +55,24 @@ def display_path(path: Path, cwd: Path) -> str:
 
 
 def lint_file(task: FileTask) -> FileResult:
-    rules_by_code = {rule.code: rule for rule in all_rules()}
-    rules = [rules_by_code[code] for code in task.rule_codes]
-    notebook = is_notebook(task.absolute)
     try:
         with open(task.absolute, "rb") as handle:
             # A notebook is read whole: its outputs (images) may be large, max-file-size bounds its code.
-            data = handle.read() if notebook else handle.read(task.max_file_size + 1)
+            data = handle.read() if is_notebook(task.absolute) else handle.read(task.max_file_size + 1)
     except OSError as error:
         result = FileResult(task.path)
         result.diagnostics.append(Diagnostic(task.path, PARSE_ERROR, f"cannot read: {error.strerror or error}"))
         return result
+    return lint_data(task, data)
+
+
+def lint_data(task: FileTask, data: bytes) -> FileResult:
+    """Lint a task's file as if it held `data` (the fixer lints its rewritten text before writing it)."""
+    rules_by_code = {rule.code: rule for rule in all_rules()}
+    rules = [rules_by_code[code] for code in task.rule_codes]
     try:
         location = Path(task.absolute).resolve()
-        lint = lint_notebook if notebook else lint_source
+        lint = lint_notebook if is_notebook(task.absolute) else lint_source
         return lint(data, task.path, rules, task.max_file_size, location, project_at(task.root))
     except Exception as error:  # a bug in nnlint, not in the user's file: report it, lint the rest
         result = FileResult(task.path)
@@ -108,8 +112,8 @@ def _lint_parallel(tasks: list[FileTask], jobs: int) -> list[FileResult]:
     return results  # type: ignore[return-value]
 
 
-def run(files: list[Path], settings: Settings, cwd: Path, jobs: int) -> RunResult:
-    started = time.perf_counter()
+def file_tasks(files: list[Path], settings: Settings, cwd: Path) -> list[FileTask]:
+    """One task per file: its displayed path and the rules its per-file settings select."""
     selected = settings.selected_rules()
     tasks = []
     for path in files:
@@ -120,7 +124,12 @@ def run(files: list[Path], settings: Settings, cwd: Path, jobs: int) -> RunResul
         rules = settings.rules_for(relative_to_root, selected)
         codes = tuple(rule.code for rule in rules)
         tasks.append(FileTask(display_path(path, cwd), str(path), codes, settings.max_file_size, str(settings.root)))
+    return tasks
 
+
+def run(files: list[Path], settings: Settings, cwd: Path, jobs: int) -> RunResult:
+    started = time.perf_counter()
+    tasks = file_tasks(files, settings, cwd)
     thresholds = gc.get_threshold()
     gc.set_threshold(*_GC_THRESHOLDS)  # forked workers inherit it
     try:
