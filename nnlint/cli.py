@@ -23,7 +23,7 @@ from nnlint.fingerprint import fingerprint
 from nnlint.report import FORMATS
 from nnlint.report.statistics import STATISTICS_FORMATS
 from nnlint.results_cache import ResultCache
-from nnlint.runner import INTERNAL_ERROR, run
+from nnlint.runner import INTERNAL_ERROR, file_tasks, run
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -98,6 +98,12 @@ def main() -> None:
 @click.option("--show-refuted", is_flag=True, help="With --confirm, also list the findings the probes refuted.")
 @click.option("--force-exclude", is_flag=True, help="Skip excluded and ignored files even when named (for pre-commit).")
 @click.option(
+    "--report", "report_dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
+    help="With --confirm, also write DIR/index.html: LR curves and gradient maps (needs nnlint[report]).",
+)
+@click.option("--fix", is_flag=True, help="Apply the safe fixes, then report what is left.")
+@click.option("--diff", is_flag=True, help="Print the safe fixes as a unified diff; write nothing (exit 1 if any).")
+@click.option(
     "--cache-dir", type=click.Path(path_type=Path), envvar="NNLINT_CACHE_DIR", default=None,
     help="Where results are kept between runs [default: the user cache directory, e.g. ~/.cache/nnlint].",
 )  # fmt: skip
@@ -105,13 +111,15 @@ def main() -> None:
 @_report_options
 def check(
     paths, output_format, select, ignore, extend_select, exit_zero, jobs, config, color, confirm, show_refuted,
-    force_exclude, cache_dir, no_cache, **reporting,
+    force_exclude, report_dir, fix, diff, cache_dir, no_cache, **reporting,
 ) -> None:  # fmt: skip
     """Lint PATHS (files or directories; default: the current directory)."""
     paths = list(paths) or [Path(".")]
     missing = [str(path) for path in paths if not os.path.lexists(path)]
     if missing:
         _fail(f"no such file or directory: {', '.join(missing)}")
+    if report_dir is not None:
+        _prepare_report(report_dir, confirm)
     try:
         cache = None if no_cache else Cache(cache_dir or default_directory(), max_size_from_environment())
     except ConfigError as error:
@@ -124,12 +132,18 @@ def check(
         except ConfigError as error:
             _fail(str(error))
         files = FileFinder(settings.root, settings.exclude_spec()).find(paths, force_exclude)
+        jobs = jobs or os.cpu_count() or 1
         store = ResultCache(cache, built_by, settings, reuse=not confirm) if cache is not None else None
-        result = run(files, settings, Path.cwd(), jobs or os.cpu_count() or 1, store)
+        result = run(files, settings, Path.cwd(), jobs, store)
+        write_failed = False
+        if fix or diff:  # the re-lint after writing fixes runs without the cache
+            result, write_failed = _fix(result, files, settings, jobs, write=not diff)
         if confirm:
             progress = output_format == "text" and sys.stderr.isatty()
             result = _confirm(result, files, settings, show_refuted, progress)
-    _report(result, output_format, color, exit_zero, **reporting)
+    if report_dir is not None:
+        _write_html_report(result, report_dir)
+    _report(result, output_format, color, exit_zero, write_failed=write_failed, **reporting)
 
 
 @main.command("probe")
@@ -156,12 +170,50 @@ def probe_model(target, input_spec, output_format, exit_zero, config, color, **r
     _report(probed.result, output_format, color, exit_zero, **reporting)
 
 
+def _fix(result, files, settings: Settings, jobs: int, write: bool):
+    """`--fix` (write) or `--diff` (print, write nothing, exit): the fixed files' result after a re-lint,
+    and whether some file could not be written."""
+    from nnlint.fixer import FixError, fix_files
+    from nnlint.project import project_at
+
+    outcome = fix_files(file_tasks(files, settings, Path.cwd()), result.findings)
+    if not write:
+        click.echo("".join(change.diff() for change in outcome.changed), nl=False)
+        for error in outcome.errors:
+            click.echo(f"nnlint: error: {error}", err=True)
+        files_changed = len(outcome.changed)
+        click.echo(f"nnlint: would fix {_count(outcome.fixed, 'finding')} in {_count(files_changed, 'file')}", err=True)
+        sys.exit(EXIT_ERROR if outcome.errors else EXIT_FINDINGS if outcome.changed else EXIT_CLEAN)
+    written = []
+    for change in outcome.changed:
+        try:
+            change.write()
+            written.append(change)
+        except FixError as error:
+            outcome.errors.append(str(error))
+    for error in outcome.errors:
+        click.echo(f"nnlint: error: {error}", err=True)
+    if written:
+        project_at.cache_clear()  # its files, read before the writes, are stale now
+        result = run(files, settings, Path.cwd(), jobs)
+    fixed = sum(change.fixed for change in written)
+    click.echo(
+        f"nnlint: fixed {_count(fixed, 'finding')} in {_count(len(written), 'file')}; {len(result.findings)} remaining",
+        err=True,
+    )
+    return result, bool(outcome.errors)
+
+
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}{'' if number == 1 else 's'}"
+
+
 def _report(
     result, output_format: str, color: bool | None, exit_zero: bool,
-    output_file: Path | None = None, statistics: bool = False, show_source: bool = False,
+    output_file: Path | None = None, statistics: bool = False, show_source: bool = False, write_failed: bool = False,
 ) -> None:  # fmt: skip
-    """Print `result` (or write it to `output_file`) and exit with check's codes: 2 internal error,
-    1 findings or diagnostics, else 0."""
+    """Print `result` (or write it to `output_file`) and exit with check's codes: 2 internal error or a
+    fix not written, 1 findings or diagnostics, else 0."""
     color = output_file is None and output_format == "text" and (sys.stdout.isatty() if color is None else color)
     if statistics:
         report = STATISTICS_FORMATS[output_format](result)
@@ -170,7 +222,7 @@ def _report(
     else:
         report = FORMATS[output_format](result, color=color)
     _write(report, output_file)
-    if any(diagnostic.code == INTERNAL_ERROR for diagnostic in result.diagnostics):
+    if write_failed or any(diagnostic.code == INTERNAL_ERROR for diagnostic in result.diagnostics):
         sys.exit(EXIT_ERROR)
     reported = result.findings or result.diagnostics
     sys.exit(EXIT_FINDINGS if reported and not exit_zero else EXIT_CLEAN)
@@ -235,6 +287,28 @@ def _confirm(result, files, settings: Settings, show_refuted: bool, progress: bo
         return confirm_run(result, files, settings, Path.cwd(), show_refuted, progress)
     except (ConfigError, SandboxError) as error:
         _fail(str(error))
+
+
+def _prepare_report(directory: Path, confirm: bool) -> None:
+    """--report draws what the confirm pass measured; checked before the run, not after its minutes."""
+    from nnlint.report.html_report import ReportError, prepare_target
+
+    if not confirm:
+        _fail("--report draws what the confirm pass measures: add --confirm")
+    try:
+        prepare_target(directory)
+    except ReportError as error:
+        _fail(str(error))
+
+
+def _write_html_report(result, directory: Path) -> None:
+    from nnlint.report.html_report import write_report
+
+    try:
+        page = write_report(result, directory)
+    except OSError as error:
+        _fail(f"--report {directory}: cannot write the report: {error.strerror or error}")
+    click.echo(f"nnlint: report written to {page}", err=True)
 
 
 def _fail(message: str) -> None:

@@ -190,12 +190,14 @@ def read_notebook(data: bytes) -> NotebookSource | None:
 
 
 def _located_finding(finding: Finding, notebook: NotebookSource) -> Finding:
+    """The finding located in its cell; without a fix: its edits are positions in the joined cells' text,
+    which neither `--fix` nor an editor could apply to the notebook's JSON."""
     cell, line = notebook.locate(finding.line)
     return replace(
         finding, cell=cell, line=line, end_line=finding.end_line - (finding.line - line),
         column=finding.column + notebook.dedents.get(finding.line, 0),
         end_column=finding.end_column + notebook.dedents.get(finding.end_line, 0),
-        message=notebook.described(finding.message),
+        message=notebook.described(finding.message), fix=None,
     )  # fmt: skip
 
 

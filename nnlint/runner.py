@@ -84,18 +84,23 @@ def read_file(task: FileTask) -> bytes:
 
 
 def lint_file(task: FileTask) -> FileResult:
-    from nnlint.project import project_at
-    from nnlint.rule import all_rules
-    from nnlint.static import lint_source
-
-    rules_by_code = {rule.code: rule for rule in all_rules()}
-    rules = [rules_by_code[code] for code in task.rule_codes]
     try:
         data = task.source if task.source is not None else read_file(task)
     except OSError as error:
         result = FileResult(task.path)
         result.diagnostics.append(Diagnostic(task.path, PARSE_ERROR, f"cannot read: {error.strerror or error}"))
         return result
+    return lint_data(task, data)
+
+
+def lint_data(task: FileTask, data: bytes) -> FileResult:
+    """Lint a task's file as if it held `data` (the fixer lints its rewritten text before writing it)."""
+    from nnlint.project import project_at
+    from nnlint.rule import all_rules
+    from nnlint.static import lint_source
+
+    rules_by_code = {rule.code: rule for rule in all_rules()}
+    rules = [rules_by_code[code] for code in task.rule_codes]
     try:
         location = Path(task.absolute).resolve()
         lint = lint_notebook if is_notebook(task.absolute) else lint_source
@@ -168,7 +173,8 @@ def _lint(tasks: list[FileTask], jobs: int) -> list[tuple[FileResult, Reads | No
         gc.set_threshold(*thresholds)
 
 
-def _tasks(files: list[Path], settings: Settings, cwd: Path) -> list[FileTask]:
+def file_tasks(files: list[Path], settings: Settings, cwd: Path) -> list[FileTask]:
+    """One task per file: its displayed path and the rules its per-file settings select."""
     selected = settings.selected_rules()
     tasks = []
     for path in files:
@@ -184,7 +190,7 @@ def _tasks(files: list[Path], settings: Settings, cwd: Path) -> list[FileTask]:
 def run(files: list[Path], settings: Settings, cwd: Path, jobs: int, store: ResultStore | None = None) -> RunResult:
     """Lint `files`; with a `store`, reuse the results it holds and keep the new ones."""
     started = time.perf_counter()
-    tasks = _tasks(files, settings, cwd)
+    tasks = file_tasks(files, settings, cwd)
     results: list[FileResult | None] = [None] * len(tasks)
     if store is not None:
         for index, task in enumerate(tasks):

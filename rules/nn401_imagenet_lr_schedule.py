@@ -781,6 +781,7 @@ def main(model, loader, optimizer):
                 "half": [half, lrs[half]],
                 "end": [last, lrs[last]],
             },
+            "lr_curves": [simulation.curve(lrs, "stepped once per epoch", "epoch")],
         }
         run = f"the {epochs}-epoch run ({facts['epochs_from']})"
         sentence = f"simulated {data['simulated']} stepped once per epoch over {run}: "
@@ -802,6 +803,8 @@ def main(model, loader, optimizer):
                 "after_one_epoch": per_batch[batches],
                 "below_floor_after_batches": simulation.first_below(per_batch, _LR_FLOOR),
             }
+            every_batch = simulation.curve(per_batch[: epochs * batches], "stepped every batch", "epoch", batches)
+            data["lr_curves"].append(every_batch)
         return (confirmed if misfit is not None else refuted)(sentence, **data)
 
 

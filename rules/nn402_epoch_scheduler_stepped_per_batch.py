@@ -474,6 +474,10 @@ if __name__ == "__main__":
                 for name, k in points.items()
                 if k is not None
             },
+            "lr_curves": [
+                simulation.curve(run.per_batch[: run.compared], "stepped every batch", "batch"),
+                simulation.curve([run.intended(k) for k in range(run.compared)], "stepped once per epoch", "batch"),
+            ],
         }
 
         def lr_at(k: int) -> str:

@@ -51,6 +51,11 @@ class WholeModelSaved(Rule):
     For deployment without the Python class, export it instead
     (`torch.jit.script(model).save(path)`, `torch.export`).
 
+    ## Fix
+    None, on purpose: the script that loads the file (often another one,
+    or another project) expects the whole model back, and after the change
+    would get a state dict; no reading of this file makes that certain.
+
     ## Known problems
     Only the first argument is judged: a module stored inside a checkpoint
     dict (`{"model": model}`) is not flagged. A name bound to a call the file
@@ -139,6 +144,17 @@ class Trainer:
         torch.save(self.optimizer, path + ".opt")
 """,
             note="a save helper from a public course repo; an attribute set from a parameter named like a network",
+        ),
+        Example(
+            """
+import torch
+from torch import nn
+
+model = nn.Linear(4, 2).cuda()
+torch.save(model, "last.pt")  # <--
+restored = torch.load("last.pt")
+""",
+            note="the file loads the whole model back",
         ),
     ]
     good = [
@@ -248,11 +264,17 @@ class Exporter:
                 )
 
 
+def _same_module(expr: cst.BaseExpression) -> cst.BaseExpression:
+    """`model.cpu().eval()` -> `model`."""
+    while isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value in _SAME_MODULE:
+        expr = expr.func.value
+    return expr
+
+
 def holds_module(script, expr: cst.BaseExpression, function: cst.FunctionDef | None) -> bool:
     """Whether `expr` evidently holds an nn.Module, by the script's roles, plus what a save adds:
     `self` in a module's method, `model.module` (the network inside DataParallel / DDP)."""
-    while isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value in _SAME_MODULE:
-        expr = expr.func.value  # `model.cpu()` is `model`
+    expr = _same_module(expr)
     if isinstance(expr, cst.Call):
         found = script.roles.role_of_value(expr, function)
         return found is not None and found.role == MODEL

@@ -340,3 +340,13 @@ def test_the_confirm_pass_lints_again_for_the_facts_the_cache_does_not_keep(cach
     assert finding["status"] == "confirmed" and "the decay never fires" in finding["evidence"]["summary"]
     again, linted = cached_lint(".")  # what the confirm run stored serves the static run
     assert (linted, again.json()["findings"]) == ([], static.json()["findings"])
+
+
+def test_fix_applies_the_fixes_of_cached_findings(cached_lint, write, tmp_path):
+    """The findings' Fix records come back from the cache whole: --fix on a cached run fixes the file."""
+    write({"net.py": BUGGY_NET})
+    first, _ = cached_lint(".")
+    assert first.json()["findings"][0]["fix"] is not None
+    fixed, linted = cached_lint(".", "--fix")
+    assert linted == ["net.py"]  # only the re-lint of the fixed file: the findings to fix came from the cache
+    assert fixed.located() == [] and "training=self.training" in (tmp_path / "net.py").read_text()

@@ -67,6 +67,8 @@ class ProbeRun(Protocol):
 
 
 LEAK_TOLERANCE = 1e-6
+# A gradient map in the evidence has at most this many rows and columns (larger ones are max-pooled in blocks).
+MAP_LIMIT = 64
 _EMBEDDINGS = frozenset({"embedding", "embedding_bag"})
 # Calls that combine values along a dim (their `dim` argument, or every dim when none is given).
 _REDUCTIONS = frozenset({
@@ -225,6 +227,9 @@ class BatchCoupling:
     sites_run: set[Site] = field(default_factory=set)
     passes: int = 0
     content_products: list[tuple[str, Site | None]] = field(default_factory=list)  # see ProbeTracer
+    # The passes' max |grad| per input sample: each grouped pass (with its outputs), and output pair[0] alone.
+    grouped: list[tuple[frozenset[int], list[float]]] = field(default_factory=list)
+    pinned: list[float] = field(default_factory=list)
 
     @property
     def mixing_calls(self) -> list[Reduction]:
@@ -243,6 +248,23 @@ class BatchCoupling:
         return {
             "model": self.model, "input": self.input, "output": self.pair[0], "leaking_input": self.pair[1],
             "max_gradient": self.leak, "own_gradient": self.own, "backward_passes": self.passes,
+            "gradient_map": self.gradient_map(),
+        }  # fmt: skip
+
+    def gradient_map(self) -> dict[str, Any]:
+        """Output sample i (row) by input sample j (column), read off the passes already run (no pass of its
+        own): row pair[0], back-propagated alone, is exact; any other cell is the smallest gradient on input j
+        of a grouped pass that back-propagated output i, so 0 means output i takes nothing from sample j."""
+        batch = len(self.pinned)
+
+        def decoded(i: int, j: int) -> float:  # over the passes of output i's that lack input j (all, if j is i)
+            return min(m[j] for samples, m in self.grouped if i in samples and (i == j or j not in samples))
+
+        rows = [self.pinned if i == self.pair[0] else [decoded(i, j) for j in range(batch)] for i in range(batch)]
+        values = compact_map(torch.tensor(rows, dtype=torch.float64))
+        return {
+            "kind": "samples", "rows": "output sample", "columns": "input sample", **values,
+            "exact_rows": [self.pair[0]], "grouped_passes": len(self.grouped),
         }  # fmt: skip
 
 
@@ -361,6 +383,7 @@ def batch_coupling(session: ProbeRun, record: ProbedModel) -> BatchCoupling:
         return _magnitudes(grads, probe.inputs, (batch,))
 
     per_pass = [(samples, backward(samples)) for samples in groups]
+    coupling.grouped = [(samples, m.tolist()) for samples, m in per_pass]
     own = max(float(m[i]) for samples, m in per_pass for i in samples)
     leaks = [(float(m[j]), samples, j) for samples, m in per_pass for j in range(batch) if j not in samples]
     for reduction in coupling.reductions:
@@ -383,6 +406,7 @@ def batch_coupling(session: ProbeRun, record: ProbedModel) -> BatchCoupling:
     j = max((k for k in range(batch) if k != i), key=lambda k: float(pinned[k]))
     coupling.mixes, coupling.pair = True, (i, j)
     coupling.leak, coupling.own = float(pinned[j]), float(pinned[i])
+    coupling.pinned = pinned.tolist()
     return coupling
 
 
@@ -404,6 +428,7 @@ class CausalLeak:
     leaking_steps: int = 0  # input steps that some output which must not see them depends on
     checked_steps: int = 0  # input steps that some output must not see: all but step 0 unless strict
     rows: int = 0
+    by_row_and_step: torch.Tensor | None = field(default=None, repr=False)  # |grad| on input step s of row m
 
     @property
     def setting(self) -> str:
@@ -432,7 +457,20 @@ class CausalLeak:
             "model": self.model, "input": self.input, "causal": "strict" if self.strict else True,
             "output_step": self.pair[0], "input_step": self.pair[1], "max_gradient": self.leak,
             "allowed_gradient": self.allowed, "leaking_steps": self.leaking_steps,
+            "gradient_map": {
+                "kind": "steps", "rows": "outputs at steps up to", "columns": "input step",
+                **compact_map(self.by_row_and_step), "first_hidden": 0 if self.strict else 1,
+            },
         }  # fmt: skip
+
+
+def compact_map(matrix: torch.Tensor) -> dict[str, Any]:
+    """A gradient map as JSON evidence: 3 significant digits, and at most MAP_LIMIT rows and columns
+    (`block`: each cell the max over block x block cells of the probe's)."""
+    block = max(1, math.ceil(max(matrix.shape) / MAP_LIMIT))
+    if block > 1:
+        matrix = torch.nn.functional.max_pool2d(matrix[None].double(), block, ceil_mode=True)[0]
+    return {"values": [[float(f"{value:.3g}") for value in row] for row in matrix.tolist()], "block": block}
 
 
 def time_dim(spec) -> int | None:
@@ -477,7 +515,7 @@ def causal_leak(session: ProbeRun, record: ProbedModel, coupling: BatchCoupling)
     except Exception as error:  # the user's forward failed under grad: unverifiable, with why
         result.reason = f"the probe failed: {type(error).__name__}: {error}"
         return result
-    by_row_and_step = _magnitudes(grads, probe.inputs, (rows, steps))
+    by_row_and_step = result.by_row_and_step = _magnitudes(grads, probe.inputs, (rows, steps))
     hidden = torch.triu(torch.ones(rows, steps, dtype=torch.bool), diagonal=first_hidden)
     result.checked_steps = int(hidden.any(0).sum())
     result.allowed = float(by_row_and_step[~hidden].max())

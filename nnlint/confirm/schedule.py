@@ -23,6 +23,9 @@ MATERIAL_FACTOR = 2.0
 # the simulation always starts at the schedule's beginning.
 _NOT_SHAPE = ("last_epoch", "verbose")
 _RECORD_ONLY = ("scheduler", "written", "unresolved", *_NOT_SHAPE)  # keys of a schedule record that are no argument
+# An LR curve in the evidence keeps every point where the LR changes, or the lowest and highest LR of each
+# of this many equal stretches of the run (a cosine stepped every batch still shows its full swing).
+CURVE_BUCKETS = 120
 # Below this, an LR is zero (a cosine's closed form leaves rounding dust at its minimum).
 _ZERO = 1e-12
 
@@ -65,6 +68,24 @@ def simulate(schedule: dict, steps: int) -> list[float]:
 def changes(lrs: list[float]) -> list[int]:
     """The steps after which the LR differs from the step before: a step schedule's decays."""
     return [k for k in range(1, len(lrs)) if not math.isclose(lrs[k], lrs[k - 1])]
+
+
+def curve(lrs: list[float], label: str, unit: str, per_unit: int = 1) -> dict:
+    """The LR curve for pictures (text sparkline, HTML report): [x, LR] points, each LR in force from its x
+    until the next point's x (the last until `end`, where the run ends), x in `unit`s of `per_unit` steps.
+    A step schedule keeps every change (exact); a smooth one the extremes of CURVE_BUCKETS stretches."""
+    last = len(lrs) - 1
+    kept = {0, last, *changes(lrs)}
+    if len(kept) > 2 * CURVE_BUCKETS:
+        bounds = [round(n * len(lrs) / CURVE_BUCKETS) for n in range(CURVE_BUCKETS + 1)]
+        stretches = [range(start, end) for start, end in zip(bounds, bounds[1:]) if end > start]
+        kept = {0, last} | {pick(stretch, key=lrs.__getitem__) for stretch in stretches for pick in (min, max)}
+    points = [[_at(k, per_unit), float(f"{lrs[k]:.4g}")] for k in sorted(kept)]
+    return {"label": label, "unit": unit, "points": points, "end": _at(len(lrs), per_unit)}
+
+
+def _at(step: int, per_unit: int) -> float | int:
+    return step if per_unit == 1 else round(step / per_unit, 3)
 
 
 def first_below(lrs: list[float], fraction: float) -> int | None:

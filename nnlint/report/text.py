@@ -1,13 +1,17 @@
-"""The human format: `path:line:col: CODE message` (`path:cell N:line:col:` in a notebook), then a one-line summary."""
+"""The human format: `path:line:col: CODE message` (`path:cell N:line:col:` in a notebook; a schedule
+finding confirmed by simulation adds its LR curve as a sparkline on the next line), then a one-line summary."""
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 
 import click
 
+from nnlint.report.evidence_pictures import lr_curves
 from nnlint.report.snippet import snippet
 from nnlint.report.source_lines import SourceLines
+from nnlint.report.sparkline import blocks_for, lr_line
 from nnlint.runner import RunResult
 
 _STATUS_TAG = {"suspected": "", "confirmed": " [confirmed]", "refuted": " [refuted]", "unverifiable": " [unverifiable]"}
@@ -29,13 +33,16 @@ def render(result: RunResult, color: bool = False, show_source: bool = False) ->
     def style(text: str, **styles) -> str:
         return click.style(text, **styles) if color else text
 
-    lines = []
+    lines, blocks = [], blocks_for(sys.stdout)  # the text format is printed to stdout
     sources = SourceLines()
     for finding in result.findings:
         where = style(f"{finding.path}:{_cell(finding.cell)}{finding.line}:{finding.column}:", bold=True)
         colour = "red" if finding.severity == "error" else "yellow"
         code = style(finding.code, fg=colour, bold=True)
         lines.append(f"{where} {code}{_STATUS_TAG[finding.status]} {finding.message}")
+        curves = lr_curves(finding)
+        if curves:  # the simulated LR curve (NN401, NN402), the one the code steps: worth a look
+            lines.append(f"    {lr_line(curves[0], blocks)}")
         if show_source and finding.cell is None:
             lines += [*snippet(finding, sources, lambda carets: style(carets, fg=colour, bold=True)), ""]
     for diagnostic in result.diagnostics:
