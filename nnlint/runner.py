@@ -13,7 +13,7 @@ from pathlib import Path
 from nnlint.config import Settings
 from nnlint.finding import Diagnostic, Finding
 from nnlint.project import project_at
-from nnlint.rule import all_rules
+from nnlint.rule import Rule, all_rules
 from nnlint.static import PARSE_ERROR, FileResult, lint_source
 
 INTERNAL_ERROR = "NN900"
@@ -48,9 +48,17 @@ def display_path(path: Path, cwd: Path) -> str:
         return os.path.relpath(path, cwd).replace(os.sep, "/") if path.anchor == cwd.anchor else path.as_posix()
 
 
+def file_task(path: Path, settings: Settings, selected: list[type[Rule]], cwd: Path) -> FileTask:
+    """What linting the file at `path` takes: its rules (per-file-ignores applied), size limit and project root."""
+    try:
+        relative_to_root = path.relative_to(settings.root).as_posix()
+    except ValueError:
+        relative_to_root = path.as_posix()
+    codes = tuple(rule.code for rule in settings.rules_for(relative_to_root, selected))
+    return FileTask(display_path(path, cwd), str(path), codes, settings.max_file_size, str(settings.root))
+
+
 def lint_file(task: FileTask) -> FileResult:
-    rules_by_code = {rule.code: rule for rule in all_rules()}
-    rules = [rules_by_code[code] for code in task.rule_codes]
     try:
         with open(task.absolute, "rb") as handle:
             data = handle.read(task.max_file_size + 1)
@@ -58,6 +66,14 @@ def lint_file(task: FileTask) -> FileResult:
         result = FileResult(task.path)
         result.diagnostics.append(Diagnostic(task.path, PARSE_ERROR, f"cannot read: {error.strerror or error}"))
         return result
+    return lint_data(task, data)
+
+
+def lint_data(task: FileTask, data: bytes) -> FileResult:
+    """Lint the file's bytes (read from disk, or an editor's unsaved buffer); a bug in nnlint becomes
+    an NN900 diagnostic of that file, never an exception."""
+    rules_by_code = {rule.code: rule for rule in all_rules()}
+    rules = [rules_by_code[code] for code in task.rule_codes]
     try:
         location = Path(task.absolute).resolve()
         return lint_source(data, task.path, rules, task.max_file_size, location, project_at(task.root))
@@ -102,15 +118,7 @@ def _lint_parallel(tasks: list[FileTask], jobs: int) -> list[FileResult]:
 def run(files: list[Path], settings: Settings, cwd: Path, jobs: int) -> RunResult:
     started = time.perf_counter()
     selected = settings.selected_rules()
-    tasks = []
-    for path in files:
-        try:
-            relative_to_root = path.relative_to(settings.root).as_posix()
-        except ValueError:
-            relative_to_root = path.as_posix()
-        rules = settings.rules_for(relative_to_root, selected)
-        codes = tuple(rule.code for rule in rules)
-        tasks.append(FileTask(display_path(path, cwd), str(path), codes, settings.max_file_size, str(settings.root)))
+    tasks = [file_task(path, settings, selected, cwd) for path in files]
 
     if jobs > 1 and len(tasks) >= _PARALLEL_THRESHOLD:
         results = _lint_parallel(tasks, jobs)
