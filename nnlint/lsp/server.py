@@ -1,0 +1,193 @@
+"""The language server: lints each open buffer as it is typed, publishes the findings as diagnostics,
+and offers their safe fixes as code actions.
+
+When to lint: at open and save at once, while typing once the edits pause (DEBOUNCE_SECONDS). When a
+file changes, the project facts other files were linted with may be stale (nnlint.project follows calls
+into other files and keeps what it read): the project is told (`Project.edited`, the unsaved text wins
+over the disk), and the other open buffers are linted again when the file is saved or closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lsprotocol import types
+from pygls import uris
+from pygls.lsp.server import LanguageServer
+from pygls.workspace import TextDocument
+
+from nnlint import __version__
+from nnlint.errors import ConfigError
+from nnlint.finding import Finding
+from nnlint.lsp.buffer import buffer_task
+from nnlint.lsp.convert import (
+    FIX_ALL, Positions, error_diagnostic, finding_diagnostic, fix_all, overlaps, quick_fix, tool_diagnostic,
+)  # fmt: skip
+from nnlint.project import project_at
+from nnlint.runner import INTERNAL_ERROR, lint_data
+from nnlint.source import encode_source
+
+DEBOUNCE_SECONDS = 0.3
+
+
+@dataclass(frozen=True)
+class _Linted:
+    """One version of a buffer, linted: its diagnostics, and the findings with a fix beside theirs."""
+
+    version: int | None
+    positions: Positions
+    diagnostics: list[types.Diagnostic]
+    fixable: list[tuple[Finding, types.Diagnostic]]
+
+
+class NnlintServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("nnlint", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.linted: dict[str, _Linted] = {}
+        self.roots: set[str] = set()  # the project roots linted so far, whose projects hear of edits
+        self._waiting: dict[str, asyncio.TimerHandle] = {}
+
+    def path_of(self, document: TextDocument) -> Path:
+        """Where the buffer's file is; an unsaved new buffer is placed in the workspace folder."""
+        path = uris.to_fs_path(document.uri)
+        return Path(path) if path else self.fallback_root(None) / (document.filename or "untitled.py")
+
+    def fallback_root(self, path: Path | None) -> Path:
+        """The workspace folder holding `path` (the innermost), else the workspace's root, else its directory."""
+        folders = [Path(p) for folder in self.workspace.folders.values() if (p := uris.to_fs_path(folder.uri))]
+        holding = [folder for folder in folders if path is not None and path.is_relative_to(folder)]
+        if holding:
+            return max(holding, key=lambda folder: len(folder.parts))
+        root = self.workspace.root_path
+        return Path(root) if root else (path.parent if path is not None else Path(os.getcwd()))
+
+    def lint(self, document: TextDocument) -> _Linted:
+        """Lint the buffer as it is now; never raises (a bug in nnlint becomes an NN900 diagnostic)."""
+        positions = Positions(document.source, document.position_codec)
+        diagnostics: list[types.Diagnostic] = []
+        fixable: list[tuple[Finding, types.Diagnostic]] = []
+        try:
+            path = self.path_of(document)
+            task = buffer_task(path, self.fallback_root(path))
+            if task is not None:
+                self._meet_root(task.root)
+                project_at(task.root).refresh()
+                result = lint_data(task, encode_source(document.source))
+                for finding in result.findings:
+                    diagnostic = finding_diagnostic(finding, positions)
+                    diagnostics.append(diagnostic)
+                    if finding.fix is not None:
+                        fixable.append((finding, diagnostic))
+                diagnostics.extend(tool_diagnostic(d, positions) for d in result.diagnostics)
+        except ConfigError as error:
+            diagnostics = [error_diagnostic(str(error))]
+        except Exception as error:  # a bug in the server itself: say so in the editor, keep serving
+            message = f"internal error in nnlint ({type(error).__name__}: {error}); please report it"
+            diagnostics = [error_diagnostic(message, INTERNAL_ERROR)]
+        return _Linted(document.version, positions, diagnostics, fixable)
+
+    def lint_and_publish(self, uri: str) -> None:
+        waiting = self._waiting.pop(uri, None)
+        if waiting is not None:
+            waiting.cancel()
+        if uri not in self.workspace.text_documents:
+            return  # closed while waiting
+        document = self.workspace.get_text_document(uri)
+        linted = self.linted[uri] = self.lint(document)
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=linted.diagnostics, version=document.version)
+        )
+
+    def lint_later(self, uri: str) -> None:
+        """Lint once the edits pause: typing should not pay for a lint per keystroke."""
+        waiting = self._waiting.pop(uri, None)
+        if waiting is not None:
+            waiting.cancel()
+        self._waiting[uri] = asyncio.get_running_loop().call_later(DEBOUNCE_SECONDS, self.lint_and_publish, uri)
+
+    def lint_all(self) -> None:
+        for uri in list(self.workspace.text_documents):
+            self.lint_and_publish(uri)
+
+    def edited(self, path: Path, unsaved: str | None) -> None:
+        """Tell the projects that may have read the file (nnlint.project) that it changed."""
+        for root in self.roots:
+            if path.resolve().is_relative_to(project_at(root).root):
+                project_at(root).edited(path, unsaved)
+
+    def _meet_root(self, root: str) -> None:
+        """A project seen for the first time learns of the open buffers under it."""
+        if root in self.roots:
+            return
+        self.roots.add(root)
+        project = project_at(root)
+        for document in self.workspace.text_documents.values():
+            path = self.path_of(document)
+            if path.resolve().is_relative_to(project.root):
+                project.edited(path, document.source)
+
+    def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
+        uri = params.text_document.uri
+        document = self.workspace.get_text_document(uri)
+        linted = self.linted.get(uri)
+        if linted is None or linted.version != document.version:
+            linted = self.linted[uri] = self.lint(document)
+        actions = [
+            quick_fix(finding, diagnostic, uri, document.version, linted.positions)
+            for finding, diagnostic in linted.fixable
+            if overlaps(diagnostic.range, params.range)
+        ]
+        every = fix_all([finding for finding, _ in linted.fixable], uri, document.version, linted.positions)
+        if every is not None:
+            actions.append(every)
+        wanted = params.context.only
+        return [a for a in actions if not wanted or any(str(a.kind).startswith(kind) for kind in wanted)]
+
+
+server = NnlintServer()
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: NnlintServer, params: types.DidOpenTextDocumentParams) -> None:
+    ls.edited(ls.path_of(ls.workspace.get_text_document(params.text_document.uri)), params.text_document.text)
+    ls.lint_and_publish(params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: NnlintServer, params: types.DidChangeTextDocumentParams) -> None:
+    document = ls.workspace.get_text_document(params.text_document.uri)
+    ls.edited(ls.path_of(document), document.source)
+    ls.lint_later(params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+def did_save(ls: NnlintServer, params: types.DidSaveTextDocumentParams) -> None:
+    ls.edited(ls.path_of(ls.workspace.get_text_document(params.text_document.uri)), None)
+    ls.lint_all()
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: NnlintServer, params: types.DidCloseTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    ls.linted.pop(uri, None)
+    ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+    path = uris.to_fs_path(uri)
+    if path is not None:  # what other files are linted with is the file on disk again
+        ls.edited(Path(path), None)
+        ls.lint_all()
+
+
+@server.feature(
+    types.TEXT_DOCUMENT_CODE_ACTION,
+    types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix, FIX_ALL]),
+)
+def code_action(ls: NnlintServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    return ls.code_actions(params)
+
+
+def serve() -> None:
+    """Serve on stdin/stdout, as editors start language servers."""
+    server.start_io()

@@ -1,0 +1,263 @@
+"""`nnlint server` with a real LSP client (pytest-lsp): the server runs in its own process on stdio,
+as an editor starts it, and every check goes through the protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+from tests.conftest import BUGGY_LINE, BUGGY_NET, CLEAN_NET, invoke
+from tests.test_project import CALL_LINE, ENGINE, MODEL, TRAIN
+
+SERVER = [sys.executable, "-m", "nnlint", "server"]
+# The same server with NN301 broken for files named boom.py, as tests/test_cli.py breaks it for the CLI.
+CRASHING_SERVER = [
+    sys.executable, "-c", textwrap.dedent("""
+        from nnlint.rule import all_rules
+        from nnlint.lsp.server import serve
+        [rule] = [rule for rule in all_rules() if rule.code == "NN301"]
+        original = rule.visit_Call
+        def crash(self, node):
+            if "boom" in self.context.path:
+                raise ValueError("rule bug")
+            return original(self, node)
+        rule.visit_Call = crash
+        serve()
+    """),
+]  # fmt: skip
+
+
+async def _start(client: LanguageClient, root: Path):
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"),
+            root_uri=root.as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
+        )
+    )
+    yield
+    await client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
+async def client(lsp_client: LanguageClient, tmp_path):
+    async for _ in _start(lsp_client, tmp_path):
+        yield
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=CRASHING_SERVER))
+async def crashing_client(lsp_client: LanguageClient, tmp_path):
+    async for _ in _start(lsp_client, tmp_path):
+        yield
+
+
+class Editor:
+    """What an editor sends: open, edit, save, close; each returns the diagnostics published next."""
+
+    def __init__(self, client: LanguageClient, root: Path) -> None:
+        self.client = client
+        self.root = root
+        self.versions: dict[str, int] = {}
+
+    def uri(self, name: str) -> str:
+        return (self.root / name).as_uri()
+
+    async def _published(self, name: str, send) -> list[types.Diagnostic]:
+        uri = self.uri(name)
+        self.client.diagnostics.pop(uri, None)
+        send()
+        async with asyncio.timeout(30):  # a safety net for a server that never answers, not a speed claim
+            while uri not in self.client.diagnostics:
+                await asyncio.sleep(0.01)
+        return list(self.client.diagnostics[uri])
+
+    async def open(self, name: str, text: str | None = None) -> list[types.Diagnostic]:
+        text = (self.root / name).read_text() if text is None else text
+        self.versions[name] = 1
+        item = types.TextDocumentItem(uri=self.uri(name), language_id="python", version=1, text=text)
+        return await self._published(
+            name, lambda: self.client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=item))
+        )
+
+    async def change(self, name: str, *changes: types.TextDocumentContentChangeEvent, then: str | None = None):
+        """Edit `name`; the diagnostics published next for `then` (default: the edited file)."""
+        self.versions[name] += 1
+        document = types.VersionedTextDocumentIdentifier(uri=self.uri(name), version=self.versions[name])
+        params = types.DidChangeTextDocumentParams(text_document=document, content_changes=list(changes))
+        return await self._published(then or name, lambda: self.client.text_document_did_change(params))
+
+    async def replace(self, name: str, text: str, then: str | None = None) -> list[types.Diagnostic]:
+        return await self.change(name, types.TextDocumentContentChangeWholeDocument(text=text), then=then)
+
+    async def save(self, name: str, then: str | None = None) -> list[types.Diagnostic]:
+        params = types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=self.uri(name)))
+        return await self._published(then or name, lambda: self.client.text_document_did_save(params))
+
+    async def close(self, name: str, then: str) -> list[types.Diagnostic]:
+        params = types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=self.uri(name)))
+        return await self._published(then, lambda: self.client.text_document_did_close(params))
+
+
+@pytest.fixture
+def editor(client, tmp_path) -> Editor:
+    return Editor(client, tmp_path)
+
+
+def _codes(diagnostics: list[types.Diagnostic]) -> list[tuple[int, str]]:
+    """(1-based line, code) of each diagnostic, as the CLI counts lines."""
+    return [(d.range.start.line + 1, d.code) for d in diagnostics]
+
+
+@pytest.mark.asyncio
+async def test_a_finding_is_a_diagnostic_with_the_clis_range_severity_and_docs_link(editor, write, nnlint):
+    write({"net.py": BUGGY_NET})
+    [diagnostic] = await editor.open("net.py")
+    [finding] = nnlint("--format", "json", "net.py").json()["findings"]
+    assert diagnostic.code == finding["code"] == "NN301"
+    assert diagnostic.severity == types.DiagnosticSeverity.Error  # NN301's severity is "error"
+    assert diagnostic.source == "nnlint"
+    assert diagnostic.message == finding["message"]
+    assert diagnostic.code_description.href == finding["url"]
+    start, end = diagnostic.range.start, diagnostic.range.end
+    assert (start.line + 1, start.character + 1, end.line + 1, end.character + 1) == (
+        finding["line"], finding["column"], finding["end_line"], finding["end_column"],
+    )  # fmt: skip
+
+
+@pytest.mark.asyncio
+async def test_warning_and_info_severities(editor, write):
+    write({"pyproject.toml": "[tool.nnlint]\nextend-select = ['NN704']\n"})
+    source = "import torch\n" + BUGGY_NET.replace("F.dropout(x, 0.5)", "F.softmax(x)") + "\ntorch.save(Net(), 'm.pt')\n"
+    diagnostics = await editor.open("save.py", source)
+    severities = {d.code: d.severity for d in diagnostics}
+    assert severities == {"NN104": types.DiagnosticSeverity.Warning, "NN704": types.DiagnosticSeverity.Information}
+
+
+@pytest.mark.asyncio
+async def test_diagnostics_come_from_the_unsaved_buffer_on_every_change(editor, write):
+    write({"net.py": BUGGY_NET})
+    assert _codes(await editor.open("net.py")) == [(BUGGY_LINE, "NN301")]
+    assert await editor.replace("net.py", CLEAN_NET) == []  # the disk still has the bug
+    # An incremental edit: delete `, training=self.training` again.
+    line = CLEAN_NET.splitlines()[BUGGY_LINE - 1]
+    start = line.index(", training")
+    removal = types.TextDocumentContentChangePartial(
+        range=types.Range(
+            types.Position(BUGGY_LINE - 1, start), types.Position(BUGGY_LINE - 1, start + len(", training=self.training"))
+        ),
+        text="",
+    )
+    assert _codes(await editor.change("net.py", removal)) == [(BUGGY_LINE, "NN301")]
+    # A new line above the finding moves it.
+    insert = types.TextDocumentContentChangePartial(range=types.Range(types.Position(0, 0), types.Position(0, 0)), text="\n")
+    assert _codes(await editor.change("net.py", insert)) == [(BUGGY_LINE + 1, "NN301")]
+    assert _codes(await editor.save("net.py")) == [(BUGGY_LINE + 1, "NN301")]
+
+
+@pytest.mark.asyncio
+async def test_columns_are_in_the_clients_utf16_units(editor, write):
+    """An emoji before the finding is two UTF-16 units (VS Code's default encoding), one character."""
+    source = BUGGY_NET.replace("return F.dropout", "y = '😀'; return F.dropout")
+    [diagnostic] = await editor.open("net.py", source)
+    line = source.splitlines()[BUGGY_LINE - 1]
+    assert diagnostic.range.start.character == len(line[: line.index("F.dropout")].encode("utf-16-le")) // 2
+
+
+@pytest.mark.asyncio
+async def test_an_unparsable_buffer_is_an_nn901_diagnostic_at_its_line(editor):
+    diagnostics = await editor.open("broken.py", CLEAN_NET + "\n\ndef f(:\n    pass\n")
+    assert _codes(diagnostics) == [(BUGGY_LINE + 3, "NN901")]
+    assert "syntax error" in diagnostics[0].message
+    # Fixing the buffer clears it; the server is still serving.
+    assert await editor.replace("broken.py", CLEAN_NET + "\n\ndef f():\n    pass\n") == []
+
+
+@pytest.mark.asyncio
+async def test_a_buffer_with_a_coding_line_is_linted_in_its_encoding(editor):
+    source = "# -*- coding: latin-1 -*-\n# café\n" + BUGGY_NET
+    assert _codes(await editor.open("latin.py", source)) == [(BUGGY_LINE + 2, "NN301")]
+
+
+@pytest.mark.asyncio
+async def test_tool_nnlint_is_honoured_and_reread_after_each_edit(editor, write, tmp_path):
+    write({"pyproject.toml": "[tool.nnlint]\nignore = ['NN301']\n", "net.py": BUGGY_NET, "tests/net.py": BUGGY_NET})
+    assert await editor.open("net.py") == []
+    (tmp_path / "pyproject.toml").write_text("[tool.nnlint]\nper-file-ignores = { 'tests/**' = ['NN3'] }\n")
+    assert _codes(await editor.save("net.py")) == [(BUGGY_LINE, "NN301")]
+    assert await editor.open("tests/net.py") == []
+    (tmp_path / "pyproject.toml").write_text("[tool.nnlint]\nexclude = ['net.py']\n")
+    assert await editor.save("net.py") == []
+
+
+@pytest.mark.asyncio
+async def test_a_bad_config_is_an_error_diagnostic_not_a_crash(editor, write, tmp_path):
+    write({"pyproject.toml": "[tool.nnlint]\nselectt = ['NN3']\n", "net.py": BUGGY_NET})
+    [diagnostic] = await editor.open("net.py")
+    assert diagnostic.severity == types.DiagnosticSeverity.Error
+    assert diagnostic.message.startswith("nnlint: error: ") and "unknown key(s) selectt" in diagnostic.message
+    (tmp_path / "pyproject.toml").write_text("[tool.nnlint]\nselect = ['NN3']\n")
+    assert _codes(await editor.save("net.py")) == [(BUGGY_LINE, "NN301")]
+
+
+@pytest.mark.asyncio
+async def test_a_crashing_rule_is_an_nn900_diagnostic_and_the_server_keeps_serving(crashing_client, write, tmp_path):
+    write({"boom.py": BUGGY_NET, "net.py": BUGGY_NET})
+    editor = Editor(crashing_client, tmp_path)
+    [diagnostic] = await editor.open("boom.py")
+    assert diagnostic.code == "NN900" and "ValueError: rule bug" in diagnostic.message
+    assert _codes(await editor.open("net.py")) == [(BUGGY_LINE, "NN301")]
+
+
+def _training_project(write) -> None:
+    write({"model.py": MODEL, "engine.py": ENGINE, "train.py": TRAIN.format(engine="engine")})
+
+
+ENGINE_RESTORING_TRAIN_MODE = ENGINE.replace("    return correct\n", "    model.train()\n    return correct\n")
+
+
+@pytest.mark.asyncio
+async def test_cross_file_facts_follow_a_saved_edit_of_the_other_file(editor, write, tmp_path):
+    """train.py's NN303 comes from `model.eval()` in engine.py: fixing engine.py must clear it."""
+    _training_project(write)
+    assert (CALL_LINE, "NN303") in _codes(await editor.open("train.py"))
+    await editor.open("engine.py")
+    (tmp_path / "engine.py").write_text(ENGINE_RESTORING_TRAIN_MODE)  # the editor writes, then says so
+    await editor.replace("engine.py", ENGINE_RESTORING_TRAIN_MODE)
+    assert (CALL_LINE, "NN303") not in _codes(await editor.save("engine.py", then="train.py"))
+
+
+@pytest.mark.asyncio
+async def test_cross_file_facts_follow_the_other_files_unsaved_buffer_until_it_is_closed(editor, write):
+    _training_project(write)
+    assert (CALL_LINE, "NN303") in _codes(await editor.open("train.py"))
+    await editor.open("engine.py")
+    await editor.replace("engine.py", ENGINE_RESTORING_TRAIN_MODE)  # not saved
+    comment = types.TextDocumentContentChangePartial(range=types.Range(types.Position(0, 0), types.Position(0, 0)), text="# \n")
+    assert (CALL_LINE + 1, "NN303") not in _codes(await editor.change("train.py", comment))
+    # Closed without saving: the disk's engine.py, which never restores train mode, counts again.
+    assert (CALL_LINE + 1, "NN303") in _codes(await editor.close("engine.py", then="train.py"))
+
+
+@pytest.mark.asyncio
+async def test_cross_file_facts_follow_a_change_made_outside_the_editor(editor, write, tmp_path):
+    _training_project(write)
+    assert (CALL_LINE, "NN303") in _codes(await editor.open("train.py"))
+    (tmp_path / "engine.py").write_text(ENGINE_RESTORING_TRAIN_MODE)  # e.g. a git checkout
+    assert (CALL_LINE, "NN303") not in _codes(await editor.save("train.py"))
+
+
+def test_server_without_the_lsp_extra_is_a_clear_error():
+    """Without pygls installed (hidden from the import system here), `nnlint server` says what to install."""
+    script = "import sys; sys.modules['pygls'] = None; from nnlint.cli import main; main(['server'])"
+    outcome = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert outcome.returncode == 2
+    assert outcome.stderr.strip() == "nnlint: error: `nnlint server` needs pygls: pip install 'nnlint[lsp]'"
+    assert "Traceback" not in outcome.stderr
