@@ -19,7 +19,7 @@ from nnlint.discover import FileFinder
 from nnlint.docs import rules_markdown
 from nnlint.report import FORMATS
 from nnlint.rule import all_rules, rule_by_code
-from nnlint.runner import INTERNAL_ERROR, run
+from nnlint.runner import INTERNAL_ERROR, file_tasks, run
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -73,7 +73,11 @@ def main() -> None:
 @click.option("--color/--no-color", default=None, help="Colour the text output [default: when on a terminal].")
 @click.option("--confirm", "confirm", is_flag=True, help="Run the models on probes to confirm or refute findings (needs torch).")
 @click.option("--show-refuted", is_flag=True, help="With --confirm, also list the findings the probes refuted.")
-def check(paths, output_format, select, ignore, extend_select, exit_zero, jobs, config, color, confirm, show_refuted) -> None:
+@click.option("--fix", is_flag=True, help="Apply the safe fixes, then report what is left.")
+@click.option("--diff", is_flag=True, help="Print the safe fixes as a unified diff; write nothing (exit 1 if any).")
+def check(
+    paths, output_format, select, ignore, extend_select, exit_zero, jobs, config, color, confirm, show_refuted, fix, diff
+) -> None:
     """Lint PATHS (files or directories; default: the current directory)."""
     paths = list(paths) or [Path(".")]
     missing = [str(path) for path in paths if not os.path.lexists(path)]
@@ -84,10 +88,14 @@ def check(paths, output_format, select, ignore, extend_select, exit_zero, jobs, 
     except ConfigError as error:
         _fail(str(error))
     files = FileFinder(settings.root, settings.exclude_spec()).find(paths)
-    result = run(files, settings, Path.cwd(), jobs or os.cpu_count() or 1)
+    jobs = jobs or os.cpu_count() or 1
+    result = run(files, settings, Path.cwd(), jobs)
+    write_failed = False
+    if fix or diff:
+        result, write_failed = _fix(result, files, settings, jobs, write=not diff)
     if confirm:
         result = _confirm(result, files, settings, show_refuted, progress=output_format == "text" and sys.stderr.isatty())
-    _report(result, output_format, color, exit_zero)
+    _report(result, output_format, color, exit_zero, write_failed)
 
 
 @main.command("probe")
@@ -125,11 +133,50 @@ def language_server() -> None:
     serve()
 
 
-def _report(result, output_format: str, color: bool | None, exit_zero: bool) -> None:
-    """Print `result` and exit with check's codes: 2 internal error, 1 findings or diagnostics, else 0."""
+def _fix(result, files, settings: Settings, jobs: int, write: bool):
+    """`--fix` (write) or `--diff` (print, write nothing, exit): the fixed files' result after a re-lint,
+    and whether some file could not be written."""
+    from nnlint.fixer import FixError, fix_files
+
+    outcome = fix_files(file_tasks(files, settings, Path.cwd()), result.findings)
+    for note in outcome.notes:
+        click.echo(f"nnlint: note: {note}", err=True)
+    if not write:
+        click.echo("".join(change.diff() for change in outcome.changed), nl=False)
+        for error in outcome.errors:
+            click.echo(f"nnlint: error: {error}", err=True)
+        files_changed = len(outcome.changed)
+        click.echo(f"nnlint: would fix {_count(outcome.fixed, 'finding')} in {_count(files_changed, 'file')}", err=True)
+        sys.exit(EXIT_ERROR if outcome.errors else EXIT_FINDINGS if outcome.changed else EXIT_CLEAN)
+    written = []
+    for change in outcome.changed:
+        try:
+            change.write()
+            written.append(change)
+        except FixError as error:
+            outcome.errors.append(str(error))
+    for error in outcome.errors:
+        click.echo(f"nnlint: error: {error}", err=True)
+    if written:
+        result = run(files, settings, Path.cwd(), jobs)
+    fixed = sum(change.fixed for change in written)
+    click.echo(
+        f"nnlint: fixed {_count(fixed, 'finding')} in {_count(len(written), 'file')}; {len(result.findings)} remaining",
+        err=True,
+    )
+    return result, bool(outcome.errors)
+
+
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}{'' if number == 1 else 's'}"
+
+
+def _report(result, output_format: str, color: bool | None, exit_zero: bool, write_failed: bool = False) -> None:
+    """Print `result` and exit with check's codes: 2 internal error or a fix not written, 1 findings or
+    diagnostics, else 0."""
     color = sys.stdout.isatty() if color is None else color
     click.echo(FORMATS[output_format](result, color=color and output_format == "text"))
-    if any(diagnostic.code == INTERNAL_ERROR for diagnostic in result.diagnostics):
+    if write_failed or any(diagnostic.code == INTERNAL_ERROR for diagnostic in result.diagnostics):
         sys.exit(EXIT_ERROR)
     reported = result.findings or result.diagnostics
     sys.exit(EXIT_FINDINGS if reported and not exit_zero else EXIT_CLEAN)

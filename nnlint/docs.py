@@ -20,18 +20,23 @@ def rules_table(link_prefix: str = "docs/rules.md") -> str:
         "|---|---|---|---|",
     ]
     for rule in all_rules():
-        default = "" if rule.default_enabled else " (off by default)"
         rows.append(
-            f"| [{rule.code}]({link_prefix}#{anchor(rule)}) | {rule.name} | {rule.severity}{default} | {rule.summary} |"
+            f"| [{rule.code}]({link_prefix}#{anchor(rule)}) | {rule.name} | {severity(rule)} | {rule.summary} |"
         )
     return "\n".join(rows)
+
+
+def severity(rule: type[Rule]) -> str:
+    """`error`, `info (off by default)`, `warning (fixable)`: what a reader of the rule table needs."""
+    notes = [note for note, holds in (("off by default", not rule.default_enabled), ("fixable", rule.fixable())) if holds]
+    return f"{rule.severity} ({', '.join(notes)})" if notes else rule.severity
 
 
 def rules_markdown() -> str:
     """Every rule's documentation as one Markdown page."""
     parts = ["# nnlint rules", "", rules_table(link_prefix=""), ""]
     for rule in all_rules():
-        parts += [f"## {rule.code} {rule.name}", "", f"*{rule.severity}* — {rule.summary}", ""]
+        parts += [f"## {rule.code} {rule.name}", "", f"*{severity(rule)}* — {rule.summary}", ""]
         parts += [line.replace("## ", "### ", 1) if line.startswith("## ") else line for line in rule.docs().splitlines()]
         parts.append("")
     return "\n".join(parts)

@@ -34,18 +34,34 @@ class Example:
     """A code snippet in a rule's docs and tests.
 
     In a bad example every line ending in `# <--` must be reported, and no
-    other; `message` (optional) must appear in each finding's message. A good
-    example must give no finding; traps from RULES.md are good examples whose
-    `note` says which trap they are.
+    other; `message` (optional) must appear in each finding's message;
+    `fixed` is the code once every safe fix is applied (`--fix`), and a bad
+    example without it must get no fix. A good example must give no
+    finding; traps from RULES.md are good examples whose `note` says which
+    trap they are.
     """
 
     code: str
     note: str = ""
     message: str | None = None
+    fixed: str | None = None
 
     @property
     def expected_lines(self) -> list[int]:
         return [n for n, text in enumerate(self.code.splitlines(), 1) if text.rstrip().endswith(EXPECTED_MARKER)]
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A safe fix as a rule states it: put the node `new` where the node `old` is.
+
+    The engine turns it into the minimal text edit (nnlint.edits). Rules attach one only when the
+    change cannot alter what correct code does (ruff's "safe" fixes); otherwise they report without.
+    """
+
+    title: str  # what the fix does, e.g. "Pass training=self.training"
+    old: cst.CSTNode
+    new: cst.CSTNode
 
 
 @dataclass
@@ -56,6 +72,7 @@ class Report:
     message: str
     statement: cst.CSTNode | None
     facts: dict[str, Any] | None = None
+    fix: Replacement | None = None
 
 
 class Rule:
@@ -82,10 +99,18 @@ class Rule:
         self.context = context
         self.reports: list[Report] = []
 
-    def report(self, node: cst.CSTNode, message: str, facts: dict[str, Any] | None = None) -> None:
+    def report(
+        self, node: cst.CSTNode, message: str, facts: dict[str, Any] | None = None, fix: Replacement | None = None
+    ) -> None:
         """Report `node`. `facts` is what the static check learnt that its runtime check needs
-        (e.g. a scheduler's arguments and the training length); it is not printed."""
-        self.reports.append(Report(node, message, self.context.current_statement(), facts))
+        (e.g. a scheduler's arguments and the training length); it is not printed. `fix` is a safe
+        fix, applied by `--fix`, shown by `--diff`, offered by editors."""
+        self.reports.append(Report(node, message, self.context.current_statement(), facts, fix))
+
+    @classmethod
+    def fixable(cls) -> bool:
+        """Whether some findings of this rule come with a safe fix (its bad examples show one)."""
+        return any(example.fixed is not None for example in cls.bad)
 
     @classmethod
     def docs(cls) -> str:

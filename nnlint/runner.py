@@ -70,8 +70,8 @@ def lint_file(task: FileTask) -> FileResult:
 
 
 def lint_data(task: FileTask, data: bytes) -> FileResult:
-    """Lint the file's bytes (read from disk, or an editor's unsaved buffer); a bug in nnlint becomes
-    an NN900 diagnostic of that file, never an exception."""
+    """Lint a task's file as if it held `data`: an editor's unsaved buffer (nnlint.lsp), the fixer's
+    rewritten text before it writes it. A bug in nnlint becomes an NN900 diagnostic, never an exception."""
     rules_by_code = {rule.code: rule for rule in all_rules()}
     rules = [rules_by_code[code] for code in task.rule_codes]
     try:
@@ -115,11 +115,15 @@ def _lint_parallel(tasks: list[FileTask], jobs: int) -> list[FileResult]:
     return results  # type: ignore[return-value]
 
 
+def file_tasks(files: list[Path], settings: Settings, cwd: Path) -> list[FileTask]:
+    """One task per file: its displayed path and the rules its per-file settings select."""
+    selected = settings.selected_rules()
+    return [file_task(path, settings, selected, cwd) for path in files]
+
+
 def run(files: list[Path], settings: Settings, cwd: Path, jobs: int) -> RunResult:
     started = time.perf_counter()
-    selected = settings.selected_rules()
-    tasks = [file_task(path, settings, selected, cwd) for path in files]
-
+    tasks = file_tasks(files, settings, cwd)
     if jobs > 1 and len(tasks) >= _PARALLEL_THRESHOLD:
         results = _lint_parallel(tasks, jobs)
     else:

@@ -16,6 +16,7 @@ from pathlib import Path
 import libcst as cst
 
 from nnlint.context import FileContext, ProjectFiles
+from nnlint.edits import replacement_fix
 from nnlint.finding import Diagnostic, Finding
 from nnlint.rule import Report, Rule
 from nnlint.source import decode_source
@@ -141,6 +142,7 @@ def _finding(rule: type[Rule], report: Report, path: str, context: FileContext) 
         column=where.start.column + 1,
         end_line=where.end.line,
         end_column=where.end.column + 1,
+        fix=replacement_fix(context, report.fix) if report.fix is not None else None,
         facts=report.facts,
     )
 

@@ -1,7 +1,8 @@
 import libcst as cst
 
 from nnlint.confirm.protocol import MONTE_CARLO_CLASS, ProbeFinding, Verdict, confirmed, refuted, unverifiable
-from nnlint.rule import Example, Rule
+from nnlint.rule import Example, Replacement, Rule
+from nnlint.script import script_model
 
 _FUNCTIONAL_DROPOUTS = {
     f"torch.nn.functional.{name}": position
@@ -13,6 +14,7 @@ _FUNCTIONAL_DROPOUTS = {
 # Monte-Carlo dropout modules keep dropout on at inference on purpose.
 # torch.dropout & co. require `train`, so a literal True there is no sign of deliberate MC dropout.
 _TORCH_DROPOUTS = {f"torch.{name}" for name in ("dropout", "alpha_dropout", "feature_dropout", "feature_alpha_dropout")}
+_EQUAL = cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))
 
 
 class FunctionalDropoutAlwaysOn(Rule):
@@ -48,6 +50,13 @@ class FunctionalDropoutAlwaysOn(Rule):
     not flagged; neither is a call that only runs in training (`if
     self.training:`, or after `if not self.training: return x`).
 
+    ## Fix
+    `--fix` adds `training=self.training` (or replaces `train=True` with
+    `train=self.training`) when the class is an `nn.Module` of the file,
+    so `self.training` exists and is what `train()`/`eval()` set: in train
+    mode the call does exactly what it did. Not fixed: other classes, a
+    `*args` call (it may already pass the flag), static methods.
+
     ## Runtime confirmation
     `--confirm` puts the model in `eval()` and runs the same input twice:
     different outputs confirm the finding, identical outputs refute it.
@@ -71,6 +80,15 @@ class Net(nn.Module):
         return self.fc(x)
 """,
             message="training=self.training",
+            fixed="""
+import torch.nn.functional as F
+from torch import nn
+
+class Net(nn.Module):
+    def forward(self, x):
+        x = F.dropout(x, p=0.2, training=self.training)  # <--
+        return self.fc(x)
+""",
         ),
         Example(
             """
@@ -82,6 +100,14 @@ class Block(torch.nn.Module):
         return torch.nn.functional.alpha_dropout(self.conv(drop(x, 0.1)), 0.1)  # <--
 """,
             note="qualified and aliased imports are one call; both calls on the line are reported",
+            fixed="""
+import torch
+from torch.nn.functional import dropout2d as drop
+
+class Block(torch.nn.Module):
+    def forward(self, x):
+        return torch.nn.functional.alpha_dropout(self.conv(drop(x, 0.1, training=self.training)), 0.1, training=self.training)  # <--
+""",
         ),
         Example(
             """
@@ -93,7 +119,34 @@ class Encoder:
             x, 0.5)
         return y
 """,
-            note="a call that spans lines is reported where it starts",
+            note="a call that spans lines is reported where it starts; not fixed: Encoder may not be an nn.Module",
+        ),
+        Example(
+            """
+import torch.nn.functional as F
+from torch import nn
+
+class Head(nn.Module):
+    def forward(me, x):
+        x = F.dropout(  # <--
+            x,
+            0.5,
+        )
+        return F.dropout(*me.args(x))  # <--
+""",
+            note="a trailing comma is kept, `self` is the method's first parameter; a *args call is not fixed",
+            fixed="""
+import torch.nn.functional as F
+from torch import nn
+
+class Head(nn.Module):
+    def forward(me, x):
+        x = F.dropout(  # <--
+            x,
+            0.5, training=me.training,
+        )
+        return F.dropout(*me.args(x))  # <--
+""",
         ),
         Example(
             """
@@ -119,6 +172,14 @@ class Attention(torch.nn.Module):
         return torch.feature_alpha_dropout(attn, 0.1, True)  # <--
 """,
             note="torch.dropout requires `train`: a literal True there is not a deliberate MC-dropout choice",
+            fixed="""
+import torch
+
+class Attention(torch.nn.Module):
+    def forward(self, attn):
+        attn = torch.dropout(attn, self.p, train=self.training)  # <--
+        return torch.feature_alpha_dropout(attn, 0.1, self.training)  # <--
+""",
         ),
     ]
     good = [
@@ -230,7 +291,9 @@ class Attention(torch.nn.Module):
             train = node.args[2].value if train is None and len(node.args) > 2 and not node.args[2].keyword else train
             if isinstance(train, cst.Name) and train.value == "True" and self._in_forward() and not self._only_runs_in_training(node):
                 function = self.context.call_name(node)
-                self.report(node, f"`{function}(..., train=True)` in forward() stays on after model.eval(); pass train=self.training")
+                mode = self._mode_flag()
+                fix = Replacement("Pass train=self.training", train, mode) if mode is not None else None
+                self.report(node, f"`{function}(..., train=True)` in forward() stays on after model.eval(); pass train=self.training", fix=fix)
             return
         training_position = _FUNCTIONAL_DROPOUTS.get(self.context.call_name(node))
         if training_position is None or not self._in_forward() or self._only_runs_in_training(node):
@@ -245,7 +308,31 @@ class Attention(torch.nn.Module):
                 node,
                 f"`{function}` in forward() defaults to training=True and stays on after model.eval(); "
                 "pass training=self.training or use an nn.Dropout module",
+                fix=self._training_argument_fix(node),
             )
+
+    def _mode_flag(self) -> cst.Attribute | None:
+        """`self.training` of the enclosing method, when the class is certainly an nn.Module of the file
+        (so the attribute exists and follows train()/eval()) and the method has a `self`."""
+        cls, method = self.context.enclosing_method()
+        index = script_model(self.context).index
+        if index.classes.get(cls.name.value) is not cls or cls.name.value not in index.module_classes:
+            return None
+        if not method.params.params or any(
+            isinstance(d.decorator, cst.Name) and d.decorator.value in ("staticmethod", "classmethod") for d in method.decorators
+        ):
+            return None
+        return cst.Attribute(cst.Name(method.params.params[0].name.value), cst.Name("training"))
+
+    def _training_argument_fix(self, call: cst.Call) -> Replacement | None:
+        """`F.dropout(x, p)` -> `F.dropout(x, p, training=self.training)`, before a trailing comma."""
+        mode = self._mode_flag()
+        if mode is None or not call.args or any(arg.star for arg in call.args):
+            return None  # a *args call may pass training already
+        *rest, last = call.args
+        flag = cst.Arg(mode, keyword=cst.Name("training"), equal=_EQUAL, comma=last.comma)
+        new = call.with_changes(args=[*rest, last.with_changes(comma=cst.MaybeSentinel.DEFAULT), flag])
+        return Replacement("Pass training=self.training", call, new)
 
     def _in_forward(self) -> bool:
         method = self.context.enclosing_method()

@@ -1,7 +1,7 @@
 import libcst as cst
 
 from nnlint.names import dotted_name
-from nnlint.rule import Example, Rule
+from nnlint.rule import Example, Replacement, Rule
 from nnlint.script import script_model
 from nnlint.tree import source_code
 
@@ -36,6 +36,16 @@ class LogOfSoftmax(Rule):
     log_probs = F.log_softmax(logits, dim=-1)
     ```
     (when the probabilities are needed too, take `log_probs.exp()`).
+
+    ## Fix
+    `--fix` rewrites `torch.log(F.softmax(x, dim))` and `F.softmax(x,
+    dim).log()` to `F.log_softmax(x, dim)` (`torch.softmax` to
+    `torch.log_softmax`, same arguments), also through entries picked
+    from the softmax (`.gather(...)`, `[..., 0]`): the log is taken of the
+    same values, only without the underflow. Not fixed: `x.softmax(-1)`
+    on an object nnlint cannot tell is a tensor, `nn.Softmax` modules,
+    a softmax reached through a variable (it may have other readers),
+    and `torch.log(..., out=...)`.
     """
 
     code = "NN502"
@@ -55,6 +65,14 @@ def nll(logits, target):
     return F.nll_loss(log_probs, target)
 """,
             message="log_softmax",
+            fixed="""
+import torch
+import torch.nn.functional as F
+
+def nll(logits, target):
+    log_probs = F.log_softmax(logits, dim=-1)  # <--
+    return F.nll_loss(log_probs, target)
+""",
         ),
         Example(
             """
@@ -64,7 +82,7 @@ def policy_loss(logits, actions, advantages):
     logp = logits.softmax(-1).log()  # <--
     return -(logp.gather(1, actions) * advantages).mean()
 """,
-            note="method chain",
+            note="method chain (not fixed: `logits` may not be a tensor)",
         ),
         Example(
             """
@@ -79,6 +97,40 @@ class Student:
         return -log_probs.mean() + kl
 """,
             note="gathered entries of a softmax; KLDivLoss fed log(softmax) (both from public training code)",
+            fixed="""
+import torch
+import torch.nn.functional as F
+
+class Student:
+    def behaviour_cloning(self, states, actions, t_prob):
+        logits, _ = self.forward(states)
+        log_probs = F.log_softmax(logits, dim=1).gather(1, actions)  # <--
+        kl = torch.nn.KLDivLoss()(F.log_softmax(logits, dim=-1), F.softmax(t_prob, dim=-1))  # <--
+        return -log_probs.mean() + kl
+""",
+        ),
+        Example(
+            """
+import torch
+from torch.nn import functional as F
+
+def scores(x, mask, buffer):
+    a = torch.log(torch.softmax(x, 1, dtype=torch.float64))  # <--
+    b = (F.softmax(x[mask], dim=-1)[:, 0]).log()  # <--
+    torch.log(F.softmax(x, 1), out=buffer)  # <--
+    return a, b
+""",
+            note="torch.softmax, `.log()` of a softmax's entries; not fixed: log(..., out=)",
+            fixed="""
+import torch
+from torch.nn import functional as F
+
+def scores(x, mask, buffer):
+    a = torch.log_softmax(x, 1, dtype=torch.float64)  # <--
+    b = (F.log_softmax(x[mask], dim=-1)[:, 0])  # <--
+    torch.log(F.softmax(x, 1), out=buffer)  # <--
+    return a, b
+""",
         ),
         Example(
             """
@@ -139,7 +191,28 @@ def sample(probs):
                 node,
                 f"`{source_code(node)}` takes the log of a softmax, which underflows to log(0) = -inf for "
                 "confident logits; use `log_softmax(x, dim)` (and `.exp()` it where probabilities are needed)",
+                fix=self._log_softmax_fix(node, argument),
             )
+
+    def _log_softmax_fix(self, log: cst.Call, argument: cst.BaseExpression) -> Replacement | None:
+        """The log call replaced by its argument with the softmax function renamed `log_softmax` (same
+        arguments in torch and torch.nn.functional): only for a softmax function named through its module,
+        under selections that commute with an elementwise log."""
+        if len(log.args) > 1 or any(arg.keyword is not None for arg in log.args):
+            return None  # `out=`: the result goes elsewhere too
+        softmax = argument
+        while isinstance(softmax, cst.Subscript) or (
+            isinstance(softmax, cst.Call) and isinstance(softmax.func, cst.Attribute) and softmax.func.attr.value in _SELECTIONS
+        ):
+            softmax = softmax.value if isinstance(softmax, cst.Subscript) else softmax.func.value
+        if not (
+            isinstance(softmax, cst.Call)
+            and self.context.call_name(softmax) in _SOFTMAX_FUNCTIONS
+            and isinstance(softmax.func, cst.Attribute)
+        ):
+            return None
+        log_softmax = softmax.with_deep_changes(softmax.func.attr, value="log_softmax")
+        return Replacement("Use log_softmax", log, argument.deep_replace(softmax, log_softmax))
 
     def _is_softmax(self, expression: cst.BaseExpression, follow: bool = True) -> bool:
         """A softmax output, also indexed or gathered (`F.softmax(x, 1).gather(1, a)`, `probs[:, -1]`)."""

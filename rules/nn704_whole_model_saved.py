@@ -3,7 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from nnlint.names import dotted_name
-from nnlint.rule import Example, Rule
+from nnlint.rule import Example, Replacement, Rule
 from nnlint.script import script_model
 from nnlint.script.roles import MODEL
 from nnlint.tree import source_code
@@ -51,6 +51,15 @@ class WholeModelSaved(Rule):
     For deployment without the Python class, export it instead
     (`torch.jit.script(model).save(path)`, `torch.export`).
 
+    ## Fix
+    `--fix` saves `model.state_dict()` only where the saved object is
+    certainly an `nn.Module`: `self` in a module class, or a name every
+    assignment of which builds a module (a module class of the file,
+    `nn.Sequential(...)`, `torchvision.models.*`, `timm.create_model`), and
+    only in a file that loads nothing (a `torch.load` there would get a
+    state dict where it expects a model). Code elsewhere that loads the
+    file must then build the model and call `load_state_dict`.
+
     ## Known problems
     Only the first argument is judged: a module stored inside a checkpoint
     dict (`{"model": model}`) is not flagged. A name bound to a call the file
@@ -81,6 +90,18 @@ def save():
 """,
             message="decoder.state_dict()",
             note="spro/practical-pytorch char-rnn: a class of the file, saved from a helper",
+            fixed="""
+import torch
+import torch.nn as nn
+
+class RNN(nn.Module):
+    ...
+
+decoder = RNN(n_characters, hidden_size, n_characters)
+
+def save():
+    torch.save(decoder.state_dict(), "char-rnn.pt")  # <--
+""",
         ),
         Example(
             """
@@ -93,6 +114,15 @@ net1 = torch.nn.Sequential(torch.nn.Linear(1, 10), torch.nn.ReLU(), torch.nn.Lin
 torch.save(net1, 'net.pkl')  # <--
 """,
             note="yunjey/pytorch-tutorial, MorvanZhou: torchvision and nn.Sequential models",
+            fixed="""
+import torch
+import torchvision
+
+resnet = torchvision.models.resnet18(pretrained=True)
+torch.save(resnet.state_dict(), 'model.ckpt')  # <--
+net1 = torch.nn.Sequential(torch.nn.Linear(1, 10), torch.nn.ReLU(), torch.nn.Linear(10, 1))
+torch.save(net1.state_dict(), 'net.pkl')  # <--
+""",
         ),
         Example(
             """
@@ -119,7 +149,19 @@ netG = Generator().cuda()
 optimizerG = torch.optim.Adam(netG.parameters(), lr=2e-4)
 torch.save(obj=netG.cpu(), f="G.pt")  # <--
 """,
-            note="self in a module; an imported class, known to be a model because an optimizer trains it",
+            note="self in a module; an imported class, known to be a model because an optimizer trains it (not fixed)",
+            fixed="""
+import torch
+from torch import nn
+
+class Classifier(nn.Module):
+    def save(self, path):
+        torch.save(self.state_dict(), path)  # <--
+
+netG = Generator().cuda()
+optimizerG = torch.optim.Adam(netG.parameters(), lr=2e-4)
+torch.save(obj=netG.cpu(), f="G.pt")  # <--
+""",
         ),
         Example(
             """
@@ -139,6 +181,17 @@ class Trainer:
         torch.save(self.optimizer, path + ".opt")
 """,
             note="a save helper from a public course repo; an attribute set from a parameter named like a network",
+        ),
+        Example(
+            """
+import torch
+from torch import nn
+
+model = nn.Linear(4, 2).cuda()
+torch.save(model, "last.pt")  # <--
+restored = torch.load("last.pt")
+""",
+            note="not fixed: the file loads the whole model back",
         ),
     ]
     good = [
@@ -237,22 +290,57 @@ class Exporter:
         if not self.saves:
             return
         script = script_model(self.context)
+        # A load in the file may expect the whole model back from what it saves.
+        loads = "load(" in self.context.source
         for call, saved, function in self.saves:
             if holds_module(script, saved, function):
                 name = source_code(saved) if len(source_code(saved)) <= 40 else "model"
+                state_dict = cst.Call(cst.Attribute(saved, cst.Name("state_dict")))
+                certain = not loads and certainly_module(script, saved, function)
                 self.report(
                     call,
                     f"`torch.save({name}, ...)` pickles the whole module, tying the file to the class's current "
                     "code and import path (and `torch.load` refuses it by default since PyTorch 2.6); "
                     f"save `{name}.state_dict()` and load it into a freshly built model",
+                    fix=Replacement("Save the state_dict()", saved, state_dict) if certain else None,
                 )
+
+
+def certainly_module(script, expr: cst.BaseExpression, function: cst.FunctionDef | None) -> bool:
+    """Whether `expr` is an nn.Module beyond doubt: `self` in a module class, or a name every binding of
+    which builds one (by a constructor, not by its name or an optimizer's say)."""
+    expr = _same_module(expr)
+    name = dotted_name(expr)
+    if name == "self":
+        return holds_module(script, expr, function)
+    bindings = [b for b in script.index.lookup(name, function) if not _rebinds_itself(b)] if name else []
+    return bool(bindings) and all(_builds_module(script, binding) for binding in bindings)
+
+
+def _builds_module(script, binding) -> bool:
+    if binding.value is None:
+        return False
+    scope = binding.scope if isinstance(binding.scope, cst.FunctionDef) else None
+    found = script.roles.role_of_value(binding.value, scope, binding)
+    return found is not None and found.role == MODEL and found.how.startswith("built by")
+
+
+def _rebinds_itself(binding) -> bool:
+    """`model = model.cuda()`: the name keeps the module it held."""
+    return binding.value is not None and dotted_name(_same_module(binding.value)) == binding.name
+
+
+def _same_module(expr: cst.BaseExpression) -> cst.BaseExpression:
+    """`model.cpu().eval()` -> `model`."""
+    while isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value in _SAME_MODULE:
+        expr = expr.func.value
+    return expr
 
 
 def holds_module(script, expr: cst.BaseExpression, function: cst.FunctionDef | None) -> bool:
     """Whether `expr` evidently holds an nn.Module, by the script's roles, plus what a save adds:
     `self` in a module's method, `model.module` (the network inside DataParallel / DDP)."""
-    while isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value in _SAME_MODULE:
-        expr = expr.func.value  # `model.cpu()` is `model`
+    expr = _same_module(expr)
     if isinstance(expr, cst.Call):
         found = script.roles.role_of_value(expr, function)
         return found is not None and found.role == MODEL

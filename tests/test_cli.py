@@ -179,7 +179,11 @@ def test_json_report_follows_the_published_contract(nnlint, write):
     # 1-based, end exclusive: the call `F.dropout(\n            x, 0.5)` spans two lines.
     assert (finding["line"], finding["column"]) == (BUGGY_LINE, call_line.index("F.dropout") + 1)
     assert (finding["end_line"], finding["end_column"]) == (BUGGY_LINE + 1, len("            x, 0.5)") + 1)
-    assert finding["evidence"] is None and finding["fix"] is None
+    assert finding["evidence"] is None
+    # The safe fix (issue 11): insert the flag before the closing parenthesis, on the call's last line.
+    insertion = {"line": BUGGY_LINE + 1, "column": len("            x, 0.5") + 1, "end_line": BUGGY_LINE + 1,
+                 "end_column": len("            x, 0.5") + 1, "content": ", training=self.training"}  # fmt: skip
+    assert finding["fix"] == {"message": "Pass training=self.training", "edits": [insertion]}
     assert finding["url"].endswith("docs/rules.md#nn301-functional-dropout-always-on") and "training=self.training" in finding["message"]
 
     assert report["errors"] == [{"path": "broken.py", "code": "NN901", "message": "syntax error: invalid syntax", "line": 2}]

@@ -6,16 +6,21 @@ import inspect
 
 import pytest
 
+from nnlint.fixer import fix_source
 from nnlint.rule import SEVERITIES, CODE_PATTERN, all_rules
 from nnlint.static import lint_source
 
 RULES = all_rules()
 
 
-def _lint(rule, code: str):
-    result = lint_source(code.encode(), "example.py", [rule], max_file_size=10**7)
+def _lint_result(rule, data: bytes):
+    result = lint_source(data, "example.py", [rule], max_file_size=10**7)
     assert not result.diagnostics, result.diagnostics
-    return result.findings
+    return result
+
+
+def _lint(rule, code: str):
+    return _lint_result(rule, code.encode()).findings
 
 
 def _cases(kind: str):
@@ -37,6 +42,25 @@ def test_bad_example_is_flagged_at_marked_lines(rule, example):
     assert all(f.code == rule.code and f.status == "suspected" for f in findings)
     if example.message:
         assert all(example.message in f.message for f in findings), [f.message for f in findings]
+
+
+@pytest.mark.parametrize(("rule", "example"), _cases("bad"))
+def test_bad_example_fix_gives_its_fixed_code(rule, example):
+    """`fixed=` is exactly what --fix makes of the example; the fixed code keeps only the unfixable
+    findings, and fixing it again changes nothing. Without `fixed=`, no finding may carry a fix."""
+    findings = _lint(rule, example.code)
+    unfixable = [finding for finding in findings if finding.fix is None]
+    if example.fixed is None:
+        assert unfixable == findings, [finding.fix for finding in findings]
+        return
+    assert len(unfixable) < len(findings), "fixed= given, but no finding has a fix"
+    fixed = fix_source(example.code.encode(), lambda data: _lint_result(rule, data))
+    assert fixed.data.decode() == example.fixed
+    assert fixed.fixed == len(findings) - len(unfixable)
+    assert len(fixed.result.findings) == len(unfixable)
+    assert all(finding.fix is None for finding in fixed.result.findings)
+    again = fix_source(fixed.data, lambda data: _lint_result(rule, data))
+    assert (again.data, again.fixed) == (fixed.data, 0)
 
 
 @pytest.mark.parametrize(("rule", "example"), _cases("good"))
