@@ -4,6 +4,7 @@ as an editor starts it, and every check goes through the protocol."""
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 import textwrap
@@ -96,6 +97,23 @@ class Editor:
 
     async def replace(self, name: str, text: str, then: str | None = None) -> list[types.Diagnostic]:
         return await self.change(name, types.TextDocumentContentChangeWholeDocument(text=text), then=then)
+
+    def type_now(self, name: str, text: str) -> None:
+        """Replace the buffer and go on at once, as a user who asks for a fix while the lint waits."""
+        self.versions[name] += 1
+        document = types.VersionedTextDocumentIdentifier(uri=self.uri(name), version=self.versions[name])
+        change = types.TextDocumentContentChangeWholeDocument(text=text)
+        self.client.text_document_did_change(types.DidChangeTextDocumentParams(document, [change]))
+
+    async def code_actions(
+        self, name: str, where: types.Range, diagnostics: list[types.Diagnostic], only: list[str] | None = None
+    ) -> list[types.CodeAction]:
+        params = types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=self.uri(name)),
+            range=where,
+            context=types.CodeActionContext(diagnostics=diagnostics, only=only),
+        )
+        return list(await self.client.text_document_code_action_async(params) or [])
 
     async def save(self, name: str, then: str | None = None) -> list[types.Diagnostic]:
         params = types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=self.uri(name)))
@@ -261,3 +279,76 @@ def test_server_without_the_lsp_extra_is_a_clear_error():
     assert outcome.returncode == 2
     assert outcome.stderr.strip() == "nnlint: error: `nnlint server` needs pygls: pip install 'nnlint[lsp]'"
     assert "Traceback" not in outcome.stderr
+
+
+def _apply(text: str, edits: list[types.TextEdit]) -> str:
+    """Apply LSP edits as an editor does: positions in UTF-16 code units, the last edit first."""
+    lines = re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z", text)
+
+    def offset(position: types.Position) -> int:
+        line = lines[position.line] if position.line < len(lines) else ""
+        units = 0
+        for characters, char in enumerate(line):
+            if units >= position.character:
+                return sum(map(len, lines[: position.line])) + characters
+            units += len(char.encode("utf-16-le")) // 2
+        return sum(map(len, lines[: position.line])) + len(line)
+
+    for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
+        text = text[: offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end) :]
+    return text
+
+
+def _cli_fixed(nnlint, tmp_path: Path, name: str, source: str) -> str:
+    """What `nnlint --fix` writes for the same source."""
+    (tmp_path / "cli").mkdir(exist_ok=True)
+    (tmp_path / "cli" / name).write_text(source)
+    nnlint("--fix", f"cli/{name}")
+    return (tmp_path / "cli" / name).read_text()
+
+
+@pytest.mark.asyncio
+async def test_a_quick_fix_edits_the_buffer_as_nnlint_fix_edits_the_file(editor, write, nnlint, tmp_path):
+    """NN301's fix, after an emoji (two UTF-16 units): the client's edit gives the CLI's fixed file."""
+    source = BUGGY_NET.replace("return F.dropout", "y = '😀'; return F.dropout")
+    write({"net.py": source})
+    [diagnostic] = await editor.open("net.py")
+    actions = await editor.code_actions("net.py", diagnostic.range, [diagnostic])
+    [quick] = [action for action in actions if action.kind == types.CodeActionKind.QuickFix]
+    assert list(quick.diagnostics) == [diagnostic] and quick.title.endswith("(NN301)") and quick.is_preferred
+    [change] = quick.edit.document_changes
+    assert (change.text_document.uri, change.text_document.version) == (editor.uri("net.py"), 1)
+    fixed = _apply(source, change.edits)
+    assert fixed == _cli_fixed(nnlint, tmp_path, "net.py", source)
+    assert fixed != source and await editor.replace("net.py", fixed) == []
+
+
+@pytest.mark.asyncio
+async def test_a_fix_asked_for_before_the_lint_ran_fits_the_buffer_as_it_is_now(editor, write):
+    write({"net.py": BUGGY_NET})
+    [diagnostic] = await editor.open("net.py")
+    moved = "# a new first line\n" + BUGGY_NET
+    editor.type_now("net.py", moved)  # the debounced lint has not run yet
+    line = types.Range(types.Position(BUGGY_LINE, 0), types.Position(BUGGY_LINE + 1, 0))  # the moved line, selected
+    [quick] = await editor.code_actions("net.py", line, [], only=[types.CodeActionKind.QuickFix])
+    [change] = quick.edit.document_changes
+    assert change.text_document.version == 2
+    assert _apply(moved, change.edits) == "# a new first line\n" + CLEAN_NET
+
+
+@pytest.mark.asyncio
+async def test_fix_all_applies_every_fix_of_the_file_at_once(editor, nnlint, tmp_path):
+    source = (
+        "import torch\nfrom torch.nn import functional as F\n\n\n"
+        "def nll(x, y):\n    return torch.log(F.softmax(x, dim=1)), torch.log(F.softmax(y, dim=1))\n"
+    )
+    diagnostics = await editor.open("loss.py", source)
+    assert _codes(diagnostics) == [(6, "NN502"), (6, "NN502")]
+    nowhere = types.Range(types.Position(0, 0), types.Position(0, 0))  # the cursor on no finding
+    [every] = await editor.code_actions("loss.py", nowhere, [], only=[types.CodeActionKind.SourceFixAll])
+    assert every.kind == "source.fixAll.nnlint"
+    [change] = every.edit.document_changes
+    fixed = _apply(source, change.edits)
+    assert fixed == _cli_fixed(nnlint, tmp_path, "loss.py", source)
+    assert "torch.log(" not in fixed and await editor.replace("loss.py", fixed) == []
+    assert await editor.code_actions("loss.py", nowhere, []) == []

@@ -143,8 +143,14 @@ class NnlintServer(LanguageServer):
         every = fix_all([finding for finding, _ in linted.fixable], uri, document.version, linted.positions)
         if every is not None:
             actions.append(every)
-        wanted = params.context.only
-        return [a for a in actions if not wanted or any(str(a.kind).startswith(kind) for kind in wanted)]
+        wanted = [_kind(kind) for kind in params.context.only or ()]
+        # Kinds are hierarchical: asking for "source.fixAll" gets "source.fixAll.nnlint".
+        return [a for a in actions if not wanted or any(f"{_kind(a.kind)}.".startswith(f"{kind}.") for kind in wanted)]
+
+
+def _kind(kind: types.CodeActionKind | str | None) -> str:
+    """A code action kind as the protocol spells it ("quickfix"; str() of the enum is its Python name)."""
+    return kind.value if isinstance(kind, types.CodeActionKind) else str(kind)
 
 
 server = NnlintServer()
