@@ -69,7 +69,8 @@ class Editor:
         self.versions: dict[str, int] = {}
 
     def uri(self, name: str) -> str:
-        return (self.root / name).as_uri()
+        """A file under the workspace, or a buffer with no file (`untitled:Untitled-1`)."""
+        return name if name.startswith("untitled:") else (self.root / name).as_uri()
 
     async def _published(self, name: str, send) -> list[types.Diagnostic]:
         uri = self.uri(name)
@@ -187,6 +188,13 @@ async def test_columns_are_in_the_clients_utf16_units(editor, write):
     [diagnostic] = await editor.open("net.py", source)
     line = source.splitlines()[BUGGY_LINE - 1]
     assert diagnostic.range.start.character == len(line[: line.index("F.dropout")].encode("utf-16-le")) // 2
+
+
+@pytest.mark.asyncio
+async def test_a_new_buffer_never_saved_is_linted_with_the_workspace_config(editor, write):
+    write({"pyproject.toml": "[tool.nnlint]\nselect = ['NN104']\n"})
+    source = BUGGY_NET + "\n\ndef probabilities(x):\n    return F.softmax(x)\n"
+    assert _codes(await editor.open("untitled:Untitled-1", source)) == [(BUGGY_LINE + 4, "NN104")]
 
 
 @pytest.mark.asyncio

@@ -56,13 +56,14 @@ class NnlintServer(LanguageServer):
         return Path(path) if path else self.fallback_root(None) / (document.filename or "untitled.py")
 
     def fallback_root(self, path: Path | None) -> Path:
-        """The workspace folder holding `path` (the innermost), else the workspace's root, else its directory."""
-        folders = [Path(p) for folder in self.workspace.folders.values() if (p := uris.to_fs_path(folder.uri))]
-        holding = [folder for folder in folders if path is not None and path.is_relative_to(folder)]
-        if holding:
-            return max(holding, key=lambda folder: len(folder.parts))
+        """Where paths are relative to without a config file: the innermost workspace folder holding
+        `path`, else the file's directory (a buffer with no file: the workspace's root)."""
         root = self.workspace.root_path
-        return Path(root) if root else (path.parent if path is not None else Path(os.getcwd()))
+        if path is None:
+            return Path(root) if root else Path(os.getcwd())
+        folders = [Path(p) for folder in self.workspace.folders.values() if (p := uris.to_fs_path(folder.uri))]
+        holding = [folder for folder in [*folders, *([Path(root)] if root else [])] if path.is_relative_to(folder)]
+        return max(holding, key=lambda folder: len(folder.parts)) if holding else path.parent
 
     def lint(self, document: TextDocument) -> _Linted:
         """Lint the buffer as it is now; never raises (a bug in nnlint becomes an NN900 diagnostic)."""
