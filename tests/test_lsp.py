@@ -60,11 +60,24 @@ async def crashing_client(lsp_client: LanguageClient, tmp_path):
         yield
 
 
+class _Published(dict):
+    """The client's store of published diagnostics, which also counts each publication per URI."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count: dict[str, int] = {}
+
+    def __setitem__(self, uri: str, diagnostics) -> None:
+        self.count[uri] = self.count.get(uri, 0) + 1
+        super().__setitem__(uri, diagnostics)
+
+
 class Editor:
     """What an editor sends: open, edit, save, close; each returns the diagnostics published next."""
 
     def __init__(self, client: LanguageClient, root: Path) -> None:
         self.client = client
+        self.client.diagnostics = self.published = _Published()
         self.root = root
         self.versions: dict[str, int] = {}
 
@@ -179,6 +192,17 @@ async def test_diagnostics_come_from_the_unsaved_buffer_on_every_change(editor, 
     insert = types.TextDocumentContentChangePartial(range=types.Range(types.Position(0, 0), types.Position(0, 0)), text="\n")
     assert _codes(await editor.change("net.py", insert)) == [(BUGGY_LINE + 1, "NN301")]
     assert _codes(await editor.save("net.py")) == [(BUGGY_LINE + 1, "NN301")]
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_typing_is_linted_once_it_pauses_not_per_keystroke(editor, write):
+    write({"net.py": BUGGY_NET})
+    await editor.open("net.py")
+    uri, before = editor.uri("net.py"), editor.published.count[editor.uri("net.py")]
+    for _ in range(9):  # nine keystrokes, the bug left in
+        editor.type_now("net.py", BUGGY_NET + "# typing\n")
+    assert await editor.replace("net.py", CLEAN_NET) == []  # the tenth fixes it: its lint is the one published
+    assert editor.published.count[uri] - before < 10
 
 
 @pytest.mark.asyncio
