@@ -90,10 +90,13 @@ class NnlintServer(LanguageServer):
             diagnostics = [error_diagnostic(message, INTERNAL_ERROR)]
         return _Linted(document.version, positions, diagnostics, fixable)
 
-    def lint_and_publish(self, uri: str) -> None:
+    def _stop_waiting(self, uri: str) -> None:
         waiting = self._waiting.pop(uri, None)
         if waiting is not None:
             waiting.cancel()
+
+    def lint_and_publish(self, uri: str) -> None:
+        self._stop_waiting(uri)
         if uri not in self.workspace.text_documents:
             return  # closed while waiting
         document = self.workspace.get_text_document(uri)
@@ -104,9 +107,7 @@ class NnlintServer(LanguageServer):
 
     def lint_later(self, uri: str) -> None:
         """Lint once the edits pause: typing should not pay for a lint per keystroke."""
-        waiting = self._waiting.pop(uri, None)
-        if waiting is not None:
-            waiting.cancel()
+        self._stop_waiting(uri)
         self._waiting[uri] = asyncio.get_running_loop().call_later(DEBOUNCE_SECONDS, self.lint_and_publish, uri)
 
     def lint_all(self) -> None:
