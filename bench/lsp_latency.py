@@ -68,7 +68,8 @@ class Client:
 
     async def open(self, path: Path) -> None:
         item = types.TextDocumentItem(uri=path.as_uri(), language_id="python", version=1, text=path.read_text())
-        await self.answer(path.as_uri(), lambda: self.client.text_document_did_open(types.DidOpenTextDocumentParams(item)))
+        params = types.DidOpenTextDocumentParams(item)
+        await self.answer(path.as_uri(), lambda: self.client.text_document_did_open(params))
 
     async def save(self, path: Path) -> float:
         params = types.DidSaveTextDocumentParams(types.TextDocumentIdentifier(path.as_uri()))
@@ -108,7 +109,8 @@ def main() -> None:
     for path in paths:
         lines = path.read_text().count("\n")
         shown = path.relative_to(REPOSITORY).as_posix() if path.is_relative_to(REPOSITORY) else str(path)
-        print(f"{shown:<48} {lines:>6} {cli[path] * 1000:>8.0f} {server[path] * 1000:>10.1f} {cli[path] / server[path]:>10.0f}x")
+        ratio = cli[path] / server[path]
+        print(f"{shown:<48} {lines:>6} {cli[path] * 1000:>8.0f} {server[path] * 1000:>10.1f} {ratio:>10.0f}x")
     ratios = [cli[path] / server[path] for path in paths]
     print(f"median CLI/server ratio over {len(paths)} files: {statistics.median(ratios):.0f}x "
           f"(medians of {options.rounds} rounds each; one server process, a fresh CLI process per run)")  # fmt: skip

@@ -15,8 +15,8 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from tests.conftest import BUGGY_LINE, BUGGY_NET, CLEAN_NET, invoke
-from tests.test_project import CALL_LINE, ENGINE, MODEL, TRAIN
+from conftest import BUGGY_LINE, BUGGY_NET, CLEAN_NET
+from test_project import CALL_LINE, ENGINE, MODEL, TRAIN
 
 SERVER = [sys.executable, "-m", "nnlint", "server"]
 # The same server with NN301 broken for files named boom.py, as tests/test_cli.py breaks it for the CLI.
@@ -143,6 +143,14 @@ def editor(client, tmp_path) -> Editor:
     return Editor(client, tmp_path)
 
 
+TOP = types.Range(types.Position(0, 0), types.Position(0, 0))
+
+
+def _typed(where: types.Range, text: str) -> types.TextDocumentContentChangePartial:
+    """An incremental edit: `where` replaced by `text`."""
+    return types.TextDocumentContentChangePartial(range=where, text=text)
+
+
 def _codes(diagnostics: list[types.Diagnostic]) -> list[tuple[int, str]]:
     """(1-based line, code) of each diagnostic, as the CLI counts lines."""
     return [(d.range.start.line + 1, d.code) for d in diagnostics]
@@ -181,15 +189,11 @@ async def test_diagnostics_come_from_the_unsaved_buffer_on_every_change(editor, 
     # An incremental edit: delete `, training=self.training` again.
     line = CLEAN_NET.splitlines()[BUGGY_LINE - 1]
     start = line.index(", training")
-    removal = types.TextDocumentContentChangePartial(
-        range=types.Range(
-            types.Position(BUGGY_LINE - 1, start), types.Position(BUGGY_LINE - 1, start + len(", training=self.training"))
-        ),
-        text="",
-    )
+    end = start + len(", training=self.training")
+    removal = _typed(types.Range(types.Position(BUGGY_LINE - 1, start), types.Position(BUGGY_LINE - 1, end)), "")
     assert _codes(await editor.change("net.py", removal)) == [(BUGGY_LINE, "NN301")]
     # A new line above the finding moves it.
-    insert = types.TextDocumentContentChangePartial(range=types.Range(types.Position(0, 0), types.Position(0, 0)), text="\n")
+    insert = _typed(TOP, "\n")
     assert _codes(await editor.change("net.py", insert)) == [(BUGGY_LINE + 1, "NN301")]
     assert _codes(await editor.save("net.py")) == [(BUGGY_LINE + 1, "NN301")]
 
@@ -290,7 +294,7 @@ async def test_cross_file_facts_follow_the_other_files_unsaved_buffer_until_it_i
     assert (CALL_LINE, "NN303") in _codes(await editor.open("train.py"))
     await editor.open("engine.py")
     await editor.replace("engine.py", ENGINE_RESTORING_TRAIN_MODE)  # not saved
-    comment = types.TextDocumentContentChangePartial(range=types.Range(types.Position(0, 0), types.Position(0, 0)), text="# \n")
+    comment = _typed(TOP, "# \n")
     assert (CALL_LINE + 1, "NN303") not in _codes(await editor.change("train.py", comment))
     # Closed without saving: the disk's engine.py, which never restores train mode, counts again.
     assert (CALL_LINE + 1, "NN303") in _codes(await editor.close("engine.py", then="train.py"))
@@ -376,11 +380,10 @@ async def test_fix_all_applies_every_fix_of_the_file_at_once(editor, nnlint, tmp
     )
     diagnostics = await editor.open("loss.py", source)
     assert _codes(diagnostics) == [(6, "NN502"), (6, "NN502")]
-    nowhere = types.Range(types.Position(0, 0), types.Position(0, 0))  # the cursor on no finding
-    [every] = await editor.code_actions("loss.py", nowhere, [], only=[types.CodeActionKind.SourceFixAll])
+    [every] = await editor.code_actions("loss.py", TOP, [], only=[types.CodeActionKind.SourceFixAll])  # on no finding
     assert every.kind == "source.fixAll.nnlint"
     [change] = every.edit.document_changes
     fixed = _apply(source, change.edits)
     assert fixed == _cli_fixed(nnlint, tmp_path, "loss.py", source)
     assert "torch.log(" not in fixed and await editor.replace("loss.py", fixed) == []
-    assert await editor.code_actions("loss.py", nowhere, []) == []
+    assert await editor.code_actions("loss.py", TOP, []) == []

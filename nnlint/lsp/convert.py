@@ -112,7 +112,9 @@ def overlaps(a: types.Range, b: types.Range) -> bool:
     return _key(a.start) <= _key(b.end) and _key(b.start) <= _key(a.end)
 
 
-def fix_all(findings: Iterable[Finding], uri: str, version: int | None, positions: Positions) -> types.CodeAction | None:
+def fix_all(
+    findings: Iterable[Finding], uri: str, version: int | None, positions: Positions
+) -> types.CodeAction | None:
     """Every fix at once; a fix whose edits overlap those of an earlier one is left for the next run."""
     taken: list[types.TextEdit] = []
     for finding in findings:
