@@ -235,6 +235,16 @@ async def test_an_unparsable_buffer_is_an_nn901_diagnostic_at_its_line(editor):
 
 
 @pytest.mark.asyncio
+async def test_binary_and_oversized_buffers_are_nn901_diagnostics(editor, write):
+    write({"pyproject.toml": "[tool.nnlint]\nmax-file-size = 1000\n"})
+    [binary] = await editor.open("binary.py", BUGGY_NET + "\x00")
+    assert (binary.code, binary.range.start.line + 1) == ("NN901", BUGGY_LINE + 1) and "NUL" in binary.message
+    [large] = await editor.open("large.py", BUGGY_NET + "#" * 1000)
+    assert large.code == "NN901" and "larger than max-file-size (1,000 bytes)" in large.message
+    assert _codes(await editor.open("net.py", BUGGY_NET)) == [(BUGGY_LINE, "NN301")]
+
+
+@pytest.mark.asyncio
 async def test_a_buffer_with_a_coding_line_is_linted_in_its_encoding(editor):
     source = "# -*- coding: latin-1 -*-\n# café\n" + BUGGY_NET
     assert _codes(await editor.open("latin.py", source)) == [(BUGGY_LINE + 2, "NN301")]
