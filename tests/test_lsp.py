@@ -37,6 +37,12 @@ CRASHING_SERVER = [
 
 
 async def _start(client: LanguageClient, root: Path):
+    client.registrations = []
+
+    @client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def register(params: types.RegistrationParams) -> None:  # as VS Code accepts them
+        client.registrations.extend(params.registrations)
+
     await client.initialize_session(
         types.InitializeParams(
             capabilities=client_capabilities("visual-studio-code"),
@@ -85,7 +91,8 @@ class Editor:
         """A file under the workspace, or a buffer with no file (`untitled:Untitled-1`)."""
         return name if name.startswith("untitled:") else (self.root / name).as_uri()
 
-    async def _published(self, name: str, send) -> list[types.Diagnostic]:
+    async def diagnostics_after(self, name: str, send) -> list[types.Diagnostic]:
+        """`send()` a message; the diagnostics the server publishes next for `name`."""
         uri = self.uri(name)
         self.client.diagnostics.pop(uri, None)
         send()
@@ -98,7 +105,7 @@ class Editor:
         text = (self.root / name).read_text() if text is None else text
         self.versions[name] = 1
         item = types.TextDocumentItem(uri=self.uri(name), language_id="python", version=1, text=text)
-        return await self._published(
+        return await self.diagnostics_after(
             name, lambda: self.client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=item))
         )
 
@@ -107,7 +114,7 @@ class Editor:
         self.versions[name] += 1
         document = types.VersionedTextDocumentIdentifier(uri=self.uri(name), version=self.versions[name])
         params = types.DidChangeTextDocumentParams(text_document=document, content_changes=list(changes))
-        return await self._published(then or name, lambda: self.client.text_document_did_change(params))
+        return await self.diagnostics_after(then or name, lambda: self.client.text_document_did_change(params))
 
     async def replace(self, name: str, text: str, then: str | None = None) -> list[types.Diagnostic]:
         return await self.change(name, types.TextDocumentContentChangeWholeDocument(text=text), then=then)
@@ -131,11 +138,11 @@ class Editor:
 
     async def save(self, name: str, then: str | None = None) -> list[types.Diagnostic]:
         params = types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=self.uri(name)))
-        return await self._published(then or name, lambda: self.client.text_document_did_save(params))
+        return await self.diagnostics_after(then or name, lambda: self.client.text_document_did_save(params))
 
     async def close(self, name: str, then: str) -> list[types.Diagnostic]:
         params = types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=self.uri(name)))
-        return await self._published(then, lambda: self.client.text_document_did_close(params))
+        return await self.diagnostics_after(then, lambda: self.client.text_document_did_close(params))
 
 
 @pytest.fixture
@@ -397,3 +404,27 @@ async def test_fix_all_applies_every_fix_of_the_file_at_once(editor, nnlint, tmp
     assert fixed == _cli_fixed(nnlint, tmp_path, "loss.py", source)
     assert "torch.log(" not in fixed and await editor.replace("loss.py", fixed) == []
     assert await editor.code_actions("loss.py", TOP, []) == []
+
+
+@pytest.mark.asyncio
+async def test_files_changed_on_disk_relint_the_open_buffers_at_once(editor, write, tmp_path):
+    """The server asks the editor to watch the project's modules and configs; a reported change
+    (a checkout of engine.py, an edit of pyproject.toml) lints the open buffers again."""
+    _training_project(write)
+    assert (CALL_LINE, "NN303") in _codes(await editor.open("train.py"))
+    [registration] = editor.client.registrations
+    assert registration.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES
+    assert [w["globPattern"] for w in registration.register_options["watchers"]] == ["**/*.py", "**/pyproject.toml"]
+
+    def disk_changed(name: str, kind: types.FileChangeType):
+        event = types.FileEvent(uri=editor.uri(name), type=kind)
+        return lambda: editor.client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams([event]))
+
+    (tmp_path / "engine.py").write_text(ENGINE_RESTORING_TRAIN_MODE)
+    diagnostics = await editor.diagnostics_after("train.py", disk_changed("engine.py", types.FileChangeType.Changed))
+    assert (CALL_LINE, "NN303") not in _codes(diagnostics)
+    (tmp_path / "engine.py").write_text(ENGINE)
+    (tmp_path / "pyproject.toml").write_text("[tool.nnlint]\nselect = ['NN303']\n")
+    created = disk_changed("pyproject.toml", types.FileChangeType.Created)
+    diagnostics = await editor.diagnostics_after("train.py", created)
+    assert _codes(diagnostics) == [(CALL_LINE, "NN303")]

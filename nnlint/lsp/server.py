@@ -4,7 +4,10 @@ and offers their safe fixes as code actions.
 When to lint: at open and save at once, while typing once the edits pause (DEBOUNCE_SECONDS). When a
 file changes, the project facts other files were linted with may be stale (nnlint.project follows calls
 into other files and keeps what it read): the project is told (`Project.edited`, the unsaved text wins
-over the disk), and the other open buffers are linted again when the file is saved or closed.
+over the disk), and the open buffers are linted again when the file is saved or closed, or when the
+editor reports files changed on disk (the server asks it to watch WATCHED_FILES). An editor that
+cannot watch files still gets fresh facts: each lint first checks the files read so far for changes
+(`Project.refresh`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from lsprotocol import types
 from pygls import uris
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
@@ -31,6 +35,8 @@ from nnlint.runner import INTERNAL_ERROR, lint_data
 from nnlint.source import encode_source
 
 DEBOUNCE_SECONDS = 0.3
+# Files whose change on disk may change an open buffer's findings: the project's modules and its config.
+WATCHED_FILES = ("**/*.py", "**/pyproject.toml")
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,37 @@ def did_close(ls: NnlintServer, params: types.DidCloseTextDocumentParams) -> Non
     if path is not None:  # what other files are linted with is the file on disk again
         ls.edited(Path(path), None)
         ls.lint_all()
+
+
+@server.feature(types.INITIALIZED)
+async def initialized(ls: NnlintServer, params: types.InitializedParams) -> None:
+    """Ask the editor to report the files that change outside it (a checkout, pyproject.toml), if it can."""
+    workspace = ls.client_capabilities.workspace
+    watching = workspace.did_change_watched_files if workspace is not None else None
+    if watching is None or not watching.dynamic_registration:
+        return
+    watchers = [types.FileSystemWatcher(glob_pattern=pattern) for pattern in WATCHED_FILES]
+    registration = types.Registration(
+        id="nnlint-watched-files",
+        method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+        register_options=types.DidChangeWatchedFilesRegistrationOptions(watchers=watchers),
+    )
+    try:
+        await ls.client_register_capability_async(types.RegistrationParams(registrations=[registration]))
+    except JsonRpcException:  # the editor declined: changes on disk count from each file's next lint
+        pass
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def watched_files_changed(ls: NnlintServer, params: types.DidChangeWatchedFilesParams) -> None:
+    """Files changed on disk: lint the open buffers again (their findings may follow calls into those
+    files, and a pyproject.toml may have changed their settings). An open file's buffer still wins."""
+    buffers = {ls.path_of(document) for document in ls.workspace.text_documents.values()}
+    for change in params.changes:
+        path = uris.to_fs_path(change.uri)
+        if path is not None and Path(path) not in buffers:
+            ls.edited(Path(path), None)
+    ls.lint_all()
 
 
 @server.feature(
