@@ -36,20 +36,23 @@ CRASHING_SERVER = [
 ]  # fmt: skip
 
 
-async def _start(client: LanguageClient, root: Path):
+async def _start(client: LanguageClient, root: Path, editor: str = "visual-studio-code"):
+    """Initialise a session as `editor` would (its capabilities as pytest-lsp records them)."""
     client.registrations = []
+    client.editor = editor
 
     @client.feature(types.CLIENT_REGISTER_CAPABILITY)
     def register(params: types.RegistrationParams) -> None:  # as VS Code accepts them
         client.registrations.extend(params.registrations)
 
-    await client.initialize_session(
+    initialized = await client.initialize_session(
         types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
+            capabilities=client_capabilities(editor),
             root_uri=root.as_uri(),
             workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
         )
     )
+    client.position_encoding = initialized.capabilities.position_encoding or types.PositionEncodingKind.Utf16
     yield
     await client.shutdown_session()
 
@@ -57,6 +60,17 @@ async def _start(client: LanguageClient, root: Path):
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
 async def client(lsp_client: LanguageClient, tmp_path):
     async for _ in _start(lsp_client, tmp_path):
+        yield
+
+
+# Each editor's preferred position encoding, which the server adopts (Neovim 0.11, Emacs 29); Neovim
+# also takes workspace edits without `documentChanges`.
+EDITORS = {"visual-studio-code": "utf-16", "neovim": "utf-8", "emacs": "utf-32"}
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER), params=list(EDITORS))
+async def any_client(lsp_client: LanguageClient, tmp_path, request):
+    async for _ in _start(lsp_client, tmp_path, request.param):
         yield
 
 
@@ -150,6 +164,11 @@ def editor(client, tmp_path) -> Editor:
     return Editor(client, tmp_path)
 
 
+@pytest.fixture
+def any_editor(any_client, tmp_path) -> Editor:
+    return Editor(any_client, tmp_path)
+
+
 TOP = types.Range(types.Position(0, 0), types.Position(0, 0))
 
 
@@ -216,13 +235,20 @@ async def test_a_burst_of_typing_is_linted_once_it_pauses_not_per_keystroke(edit
     assert editor.published.count[uri] - before < 10
 
 
+def _units(text: str, encoding: str) -> int:
+    """The length of `text` in the code units of a position encoding."""
+    return {"utf-8": len(text.encode("utf-8")), "utf-16": len(text.encode("utf-16-le")) // 2}.get(encoding, len(text))
+
+
 @pytest.mark.asyncio
-async def test_columns_are_in_the_clients_utf16_units(editor, write):
-    """An emoji before the finding is two UTF-16 units (VS Code's default encoding), one character."""
+async def test_columns_are_in_the_clients_position_encoding(any_editor):
+    """An emoji before the finding: 4 UTF-8 units, 2 UTF-16 units, 1 character, as the editor negotiated."""
     source = BUGGY_NET.replace("return F.dropout", "y = '😀'; return F.dropout")
-    [diagnostic] = await editor.open("net.py", source)
+    [diagnostic] = await any_editor.open("net.py", source)
     line = source.splitlines()[BUGGY_LINE - 1]
-    assert diagnostic.range.start.character == len(line[: line.index("F.dropout")].encode("utf-16-le")) // 2
+    assert any_editor.client.position_encoding == EDITORS[any_editor.client.editor]
+    expected = _units(line[: line.index("F.dropout")], any_editor.client.position_encoding)
+    assert diagnostic.range.start.character == expected
 
 
 @pytest.mark.asyncio
@@ -334,8 +360,8 @@ def test_server_without_the_lsp_extra_is_a_clear_error():
     assert "Traceback" not in outcome.stderr
 
 
-def _apply(text: str, edits: list[types.TextEdit]) -> str:
-    """Apply LSP edits as an editor does: positions in UTF-16 code units, the last edit first."""
+def _apply(text: str, edits: list[types.TextEdit], encoding: str = "utf-16") -> str:
+    """Apply LSP edits as an editor does: positions in the negotiated code units, the last edit first."""
     lines = re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z", text)
 
     def offset(position: types.Position) -> int:
@@ -344,7 +370,7 @@ def _apply(text: str, edits: list[types.TextEdit]) -> str:
         for characters, char in enumerate(line):
             if units >= position.character:
                 return sum(map(len, lines[: position.line])) + characters
-            units += len(char.encode("utf-16-le")) // 2
+            units += _units(char, encoding)
         return sum(map(len, lines[: position.line])) + len(line)
 
     for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
@@ -361,17 +387,24 @@ def _cli_fixed(nnlint, tmp_path: Path, name: str, source: str) -> str:
 
 
 @pytest.mark.asyncio
-async def test_a_quick_fix_edits_the_buffer_as_nnlint_fix_edits_the_file(editor, write, nnlint, tmp_path):
-    """NN301's fix, after an emoji (two UTF-16 units): the client's edit gives the CLI's fixed file."""
+async def test_a_quick_fix_edits_the_buffer_as_nnlint_fix_edits_the_file(any_editor, write, nnlint, tmp_path):
+    """NN301's fix after an emoji, in each editor's position encoding: its edit gives the CLI's fixed file."""
+    editor = any_editor
     source = BUGGY_NET.replace("return F.dropout", "y = '😀'; return F.dropout")
     write({"net.py": source})
     [diagnostic] = await editor.open("net.py")
     actions = await editor.code_actions("net.py", diagnostic.range, [diagnostic])
     [quick] = [action for action in actions if action.kind == types.CodeActionKind.QuickFix]
     assert list(quick.diagnostics) == [diagnostic] and quick.title.endswith("(NN301)") and quick.is_preferred
-    [change] = quick.edit.document_changes
-    assert (change.text_document.uri, change.text_document.version) == (editor.uri("net.py"), 1)
-    fixed = _apply(source, change.edits)
+    if editor.client.capabilities.workspace.workspace_edit.document_changes:
+        [change] = quick.edit.document_changes  # tied to the version it was computed for
+        assert (change.text_document.uri, change.text_document.version) == (editor.uri("net.py"), 1)
+        edits = change.edits
+    else:
+        assert quick.edit.document_changes is None
+        [(uri, edits)] = quick.edit.changes.items()
+        assert uri == editor.uri("net.py")
+    fixed = _apply(source, edits, editor.client.position_encoding)
     assert fixed == _cli_fixed(nnlint, tmp_path, "net.py", source)
     assert fixed != source and await editor.replace("net.py", fixed) == []
 

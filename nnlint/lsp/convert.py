@@ -78,7 +78,10 @@ def error_diagnostic(message: str, code: str | None = None) -> types.Diagnostic:
 
 
 def _document_edit(uri: str, version: int | None, edits: list[types.TextEdit]) -> types.WorkspaceEdit:
-    """Edits the client applies only to the version they were computed for."""
+    """Edits the client applies only to the version they were computed for, where it can (`version`
+    None: a client without `documentChanges`, such as Neovim, gets plain `changes`)."""
+    if version is None:
+        return types.WorkspaceEdit(changes={uri: edits})
     document = types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version)
     return types.WorkspaceEdit(document_changes=[types.TextDocumentEdit(text_document=document, edits=edits)])
 

@@ -137,18 +137,25 @@ class NnlintServer(LanguageServer):
             if path.resolve().is_relative_to(project.root):
                 project.edited(path, document.source)
 
+    def _versioned_edits(self) -> bool:
+        """The client takes `documentChanges` (edits tied to a document version) in a workspace edit."""
+        workspace = self.client_capabilities.workspace
+        edits = workspace.workspace_edit if workspace is not None else None
+        return bool(edits is not None and edits.document_changes)
+
     def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
         uri = params.text_document.uri
         document = self.workspace.get_text_document(uri)
         linted = self.linted.get(uri)
         if linted is None or linted.version != document.version:
             linted = self.linted[uri] = self.lint(document)
+        version = document.version if self._versioned_edits() else None
         actions = [
-            quick_fix(finding, diagnostic, uri, document.version, linted.positions)
+            quick_fix(finding, diagnostic, uri, version, linted.positions)
             for finding, diagnostic in linted.fixable
             if overlaps(diagnostic.range, params.range)
         ]
-        every = fix_all([finding for finding, _ in linted.fixable], uri, document.version, linted.positions)
+        every = fix_all([finding for finding, _ in linted.fixable], uri, version, linted.positions)
         if every is not None:
             actions.append(every)
         wanted = [_kind(kind) for kind in params.context.only or ()]
