@@ -21,7 +21,9 @@ and TorchFix -j1).
 Every measurement is a fresh subprocess, timed from spawn to exit (interpreter
 start-up included, as a user sees it); its peak RSS comes from `wait4`, which
 reports the largest single process of the tree (parallel workers are not
-summed). Wheels, sources and the TorchFix venv are cached under `--cache`, so a
+summed), and so does its CPU time (user + system, the process and the workers
+it waited for). CPU-time ratios barely move when other work loads the machine,
+while wall-time ratios do: on a shared machine, read the CPU table. Wheels, sources and the TorchFix venv are cached under `--cache`, so a
 second run needs no network. The script itself never imports torch.
 
     python bench/static_speed.py [--corpus timm,torchvision] [--repeat N]
@@ -61,6 +63,7 @@ class Tool:
 class Measurement:
     tool: str
     wall_s: float
+    cpu_s: float  # user + system, of the process and the children it waited for
     peak_rss_mb: float
     exit_code: int
     did: str
@@ -223,7 +226,7 @@ def run_floor(kind: str, root: Path) -> None:
 
 
 def measure(tool: Tool, scratch: Path) -> Measurement:
-    """Run the tool once as a fresh child; wall time from spawn to exit, peak RSS from wait4."""
+    """Run the tool once as a fresh child; wall time from spawn to exit, CPU time and peak RSS from wait4."""
     stdout_path, stderr_path = scratch / "stdout", scratch / "stderr"
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         start = time.perf_counter()
@@ -232,7 +235,8 @@ def measure(tool: Tool, scratch: Path) -> Measurement:
         wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4; tell Popen
     did = tool.summarize(stdout_path.read_text(errors="replace"), stderr_path.read_text(errors="replace"))
-    return Measurement(tool.label, wall, usage.ru_maxrss / 1024, process.returncode, did)  # ru_maxrss is KiB
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measurement(tool.label, wall, cpu, usage.ru_maxrss / 1024, process.returncode, did)  # ru_maxrss is KiB
 
 
 def best_of(tool: Tool, repeat: int, scratch: Path) -> Measurement:
@@ -243,25 +247,26 @@ def best_of(tool: Tool, repeat: int, scratch: Path) -> Measurement:
 # ---- reporting -------------------------------------------------------------
 
 
-def ratios(results: list[Measurement]) -> dict[str, dict[str, float]]:
-    """Wall time of each nnlint variant divided by each other tool's: below 1 means nnlint is faster."""
+def ratios(results: list[Measurement], measure: str = "wall_s") -> dict[str, dict[str, float]]:
+    """Time (`wall_s` or `cpu_s`) of each nnlint variant divided by each other tool's: below 1 means nnlint is faster."""
     nnlints = [m for m in results if m.tool.startswith("nnlint")]
     others = [m for m in results if not m.tool.startswith("nnlint")]
-    return {n.tool: {o.tool: n.wall_s / o.wall_s for o in others} for n in nnlints}
+    return {n.tool: {o.tool: getattr(n, measure) / getattr(o, measure) for o in others} for n in nnlints}
 
 
 def print_table(corpus: Corpus, results: list[Measurement]) -> None:
     print(f"\n{corpus.name} {corpus.version}: {corpus.files} files, {corpus.lines:,} lines ({corpus.root})")
     print(f"  nnlint's trigger prefilter lets {corpus.triggered} of {corpus.files} files through to the parser")
-    print(f"  {'tool':<14} {'wall s':>8} {'lines/s':>9} {'peak RSS MB':>12} {'exit':>5}  did")
+    print(f"  {'tool':<14} {'wall s':>8} {'CPU s':>8} {'lines/s':>9} {'peak RSS MB':>12} {'exit':>5}  did")
     for m in results:
         rate = corpus.lines / m.wall_s
-        print(f"  {m.tool:<14} {m.wall_s:8.1f} {rate:9,.0f} {m.peak_rss_mb:12.0f} {m.exit_code:5d}  {m.did}")
-    table = ratios(results)
-    others = list(next(iter(table.values()), {}))
-    print(f"  {'nnlint / other':<14} " + " ".join(f"{other:>14}" for other in others) + "   (wall time)")
-    for nnlint, against in table.items():
-        print(f"  {nnlint:<14} " + " ".join(f"{against[other]:14.2f}" for other in others))
+        print(f"  {m.tool:<14} {m.wall_s:8.1f} {m.cpu_s:8.1f} {rate:9,.0f} {m.peak_rss_mb:12.0f} {m.exit_code:5d}  {m.did}")
+    for measure, label in (("wall_s", "wall time"), ("cpu_s", "CPU time")):
+        table = ratios(results, measure)
+        others = list(next(iter(table.values()), {}))
+        print(f"  {'nnlint / other':<14} " + " ".join(f"{other:>14}" for other in others) + f"   ({label})")
+        for nnlint, against in table.items():
+            print(f"  {nnlint:<14} " + " ".join(f"{against[other]:14.2f}" for other in others))
     sys.stdout.flush()  # a corpus takes minutes: show its table before starting the next
 
 
@@ -294,6 +299,7 @@ def main() -> None:
                 "version": corpus.version, "files": corpus.files, "lines": corpus.lines,
                 "nnlint_parsed_files": corpus.triggered,
                 "results": [asdict(m) for m in results], "nnlint_time_ratios": ratios(results),
+                "nnlint_cpu_time_ratios": ratios(results, "cpu_s"),
             }  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -6,6 +6,7 @@ configuration or internal error. No Python traceback reaches the user.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ from nnlint.config import ConfigError, Selection, Settings, find_config, load_se
 from nnlint.discover import FileFinder
 from nnlint.docs import rules_markdown
 from nnlint.report import FORMATS
+from nnlint.report.statistics import STATISTICS_FORMATS
 from nnlint.rule import all_rules, rule_by_code
 from nnlint.runner import INTERNAL_ERROR, file_tasks, run
 
@@ -55,6 +57,25 @@ def _settings(paths: list[Path], config: str | None, select, ignore, extend_sele
     return settings
 
 
+def _report_options(command):
+    """ruff's `--output-file`, `--statistics` and `--show-source`, for a command that ends in `_report`
+    (checked before the command runs: a bad combination must not wait for a whole lint)."""
+
+    @functools.wraps(command)
+    def checked(**params):
+        if params["statistics"] and params["output_format"] not in STATISTICS_FORMATS:
+            _fail(f"--statistics prints --format text or json, not {params['output_format']}")
+        return command(**params)
+
+    options = [
+        click.option("--output-file", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Write the report to this file (its directories are created) instead of stdout."),
+        click.option("--statistics", is_flag=True, help="Count the findings of each rule instead of listing them."),
+        click.option("--show-source", is_flag=True, help="Show the source lines of each finding (text format)."),
+    ]  # fmt: skip
+    return functools.reduce(lambda decorated, option: option(decorated), options, checked)
+
+
 @click.group(cls=_DefaultCheckGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nnlint")
 def main() -> None:
@@ -73,10 +94,13 @@ def main() -> None:
 @click.option("--color/--no-color", default=None, help="Colour the text output [default: when on a terminal].")
 @click.option("--confirm", "confirm", is_flag=True, help="Run the models on probes to confirm or refute findings (needs torch).")
 @click.option("--show-refuted", is_flag=True, help="With --confirm, also list the findings the probes refuted.")
+@click.option("--force-exclude", is_flag=True, help="Skip excluded and ignored files even when named (for pre-commit).")
 @click.option("--fix", is_flag=True, help="Apply the safe fixes, then report what is left.")
 @click.option("--diff", is_flag=True, help="Print the safe fixes as a unified diff; write nothing (exit 1 if any).")
+@_report_options
 def check(
-    paths, output_format, select, ignore, extend_select, exit_zero, jobs, config, color, confirm, show_refuted, fix, diff
+    paths, output_format, select, ignore, extend_select, exit_zero, jobs, config, color, confirm, show_refuted,
+    force_exclude, fix, diff, **reporting,
 ) -> None:
     """Lint PATHS (files or directories; default: the current directory)."""
     paths = list(paths) or [Path(".")]
@@ -87,7 +111,7 @@ def check(
         settings = _settings(paths, config, select, ignore, extend_select)
     except ConfigError as error:
         _fail(str(error))
-    files = FileFinder(settings.root, settings.exclude_spec()).find(paths)
+    files = FileFinder(settings.root, settings.exclude_spec()).find(paths, force_exclude)
     jobs = jobs or os.cpu_count() or 1
     result = run(files, settings, Path.cwd(), jobs)
     write_failed = False
@@ -95,7 +119,7 @@ def check(
         result, write_failed = _fix(result, files, settings, jobs, write=not diff)
     if confirm:
         result = _confirm(result, files, settings, show_refuted, progress=output_format == "text" and sys.stderr.isatty())
-    _report(result, output_format, color, exit_zero, write_failed)
+    _report(result, output_format, color, exit_zero, write_failed=write_failed, **reporting)
 
 
 @main.command("probe")
@@ -105,7 +129,8 @@ def check(
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are reported.")
 @click.option("--config", type=str, default=None, help="Path to a pyproject.toml to use instead of the nearest one.")
 @click.option("--color/--no-color", default=None, help="Colour the text output [default: when on a terminal].")
-def probe_model(target, input_spec, output_format, exit_zero, config, color) -> None:
+@_report_options
+def probe_model(target, input_spec, output_format, exit_zero, config, color, **reporting) -> None:
     """Build one model, TARGET = pkg.module:ClassOrFactory, and probe it; no finding needed (needs torch)."""
     from nnlint.confirm.probe import ProbeError, probe
     from nnlint.confirm.run import SandboxError, torch_available
@@ -118,7 +143,7 @@ def probe_model(target, input_spec, output_format, exit_zero, config, color) -> 
         _fail(str(error))
     if probed.model and output_format == "text":
         click.echo(f"nnlint: probed {probed.model['built_with']}; input {probed.model['input']}", err=True)
-    _report(probed.result, output_format, color, exit_zero)
+    _report(probed.result, output_format, color, exit_zero, **reporting)
 
 
 @main.command("server")
@@ -137,10 +162,9 @@ def _fix(result, files, settings: Settings, jobs: int, write: bool):
     """`--fix` (write) or `--diff` (print, write nothing, exit): the fixed files' result after a re-lint,
     and whether some file could not be written."""
     from nnlint.fixer import FixError, fix_files
+    from nnlint.project import project_at
 
     outcome = fix_files(file_tasks(files, settings, Path.cwd()), result.findings)
-    for note in outcome.notes:
-        click.echo(f"nnlint: note: {note}", err=True)
     if not write:
         click.echo("".join(change.diff() for change in outcome.changed), nl=False)
         for error in outcome.errors:
@@ -158,6 +182,7 @@ def _fix(result, files, settings: Settings, jobs: int, write: bool):
     for error in outcome.errors:
         click.echo(f"nnlint: error: {error}", err=True)
     if written:
+        project_at.cache_clear()  # its files, read before the writes, are stale now
         result = run(files, settings, Path.cwd(), jobs)
     fixed = sum(change.fixed for change in written)
     click.echo(
@@ -171,15 +196,36 @@ def _count(number: int, word: str) -> str:
     return f"{number} {word}{'' if number == 1 else 's'}"
 
 
-def _report(result, output_format: str, color: bool | None, exit_zero: bool, write_failed: bool = False) -> None:
-    """Print `result` and exit with check's codes: 2 internal error or a fix not written, 1 findings or
-    diagnostics, else 0."""
-    color = sys.stdout.isatty() if color is None else color
-    click.echo(FORMATS[output_format](result, color=color and output_format == "text"))
+def _report(
+    result, output_format: str, color: bool | None, exit_zero: bool,
+    output_file: Path | None = None, statistics: bool = False, show_source: bool = False, write_failed: bool = False,
+) -> None:  # fmt: skip
+    """Print `result` (or write it to `output_file`) and exit with check's codes: 2 internal error or a
+    fix not written, 1 findings or diagnostics, else 0."""
+    color = output_file is None and output_format == "text" and (sys.stdout.isatty() if color is None else color)
+    if statistics:
+        report = STATISTICS_FORMATS[output_format](result)
+    elif output_format == "text":
+        report = FORMATS["text"](result, color=color, show_source=show_source)
+    else:
+        report = FORMATS[output_format](result, color=color)
+    _write(report, output_file)
     if write_failed or any(diagnostic.code == INTERNAL_ERROR for diagnostic in result.diagnostics):
         sys.exit(EXIT_ERROR)
     reported = result.findings or result.diagnostics
     sys.exit(EXIT_FINDINGS if reported and not exit_zero else EXIT_CLEAN)
+
+
+def _write(report: str, output_file: Path | None) -> None:
+    if output_file is None:
+        if report:  # an empty report (no annotations, no statistics) prints nothing, not a blank line
+            click.echo(report)
+        return
+    try:
+        output_file.parent.mkdir(parents=True, exist_ok=True)
+        output_file.write_text(report + "\n" if report else "", encoding="utf-8")
+    except OSError as error:
+        _fail(f"--output-file {output_file}: {error.strerror or error}")
 
 
 @main.command("rules")

@@ -1,4 +1,4 @@
-"""Paths on the command line -> the Python files to lint, in a stable order.
+"""Paths on the command line -> the Python files and Jupyter notebooks to lint, in a stable order.
 
 Directories are walked without following directory symlinks (no loops, no
 escaping the tree); virtualenvs, build output, VCS folders and whatever
@@ -18,8 +18,10 @@ SKIPPED_DIRECTORIES = frozenset(
     {
         ".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "site-packages", "build", "dist",
         "node_modules", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".eggs",
+        ".ipynb_checkpoints",
     }
 )  # fmt: skip
+LINTED_SUFFIXES = (".py", ".ipynb")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ def _excludes(pattern: pathspec.Pattern, base: Path, directory: Path) -> bool:
 def _is_readable_candidate(entry: os.DirEntry) -> bool:
     """A regular file, or a broken or looping symlink (reading it reports why).
 
-    FIFOs, sockets and devices named `*.py` are skipped: opening a FIFO that
+    FIFOs, sockets and devices named `*.py` or `*.ipynb` are skipped: opening a FIFO that
     no process writes to blocks forever.
     """
     try:
@@ -110,7 +112,7 @@ class FileFinder:
                     if not self._excluded(path, True, ignores):
                         self._walk(path, ignores, found)
                 elif (
-                    entry.name.endswith(".py")
+                    entry.name.endswith(LINTED_SUFFIXES)
                     and _is_readable_candidate(entry)
                     and not self._excluded(path, False, ignores)
                 ):
@@ -118,15 +120,32 @@ class FileFinder:
             except OSError:
                 continue
 
-    def find(self, paths: list[Path]) -> list[Path]:
-        """Files to lint, de-duplicated, in command-line order then sorted within each directory."""
+    def _walk_would_skip(self, path: Path) -> bool:
+        """Whether a walk of the project would skip this file: excluded, ignored, or in a skipped
+        directory below the project root."""
+        ignores = [self.exclude, *_inherited_gitignores(path)]
+        if self._excluded(path, False, ignores):
+            return True
+        try:
+            below_root = path.parent.relative_to(self.exclude.base).parts
+        except ValueError:
+            return False
+        directories = (self.exclude.base.joinpath(*below_root[: depth + 1]) for depth in range(len(below_root)))
+        return any(self._excluded(directory, True, ignores) for directory in directories)
+
+    def find(self, paths: list[Path], force_exclude: bool = False) -> list[Path]:
+        """Files to lint, de-duplicated, in command-line order then sorted within each directory.
+
+        A file named on the command line is linted even if excluded, unless `force_exclude`: pre-commit
+        names every staged file, and the project's exclusions should still hold there.
+        """
         found: list[Path] = []
         for path in paths:
             if path.is_dir():  # named on the command line: walked even if it is a symlink
                 absolute = path.absolute()
                 ignores = [self.exclude, *_inherited_gitignores(absolute)]
                 self._walk(absolute, [ignore.without_patterns_excluding(absolute) for ignore in ignores], found)
-            else:
+            elif not (force_exclude and self._walk_would_skip(path.absolute())):
                 found.append(path.absolute())
         unique: dict[Path, None] = {}
         for path in found:

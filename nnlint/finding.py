@@ -11,7 +11,7 @@ from typing import Any
 
 # The order of DESIGN.md's example, which readers of the raw JSON expect.
 _JSON_FIELDS = (
-    "code", "name", "severity", "status", "message", "path", "line", "column", "end_line", "end_column",
+    "code", "name", "severity", "status", "message", "path", "cell", "line", "column", "end_line", "end_column",
     "evidence", "fix",
 )  # fmt: skip
 STATUSES = ("suspected", "confirmed", "refuted", "unverifiable")
@@ -69,6 +69,8 @@ class Finding:
     status: str = "suspected"
     evidence: Any = None
     fix: Fix | None = None
+    # In a notebook, the code cell (numbered from 1, all cells counted) whose `line` this is.
+    cell: int | None = None
     # What the static check learnt for the runtime check; internal, not part of the JSON contract.
     facts: dict[str, Any] | None = field(default=None, compare=False)
 
@@ -78,13 +80,14 @@ class Finding:
 
     @property
     def sort_key(self) -> tuple:
-        return (self.path, self.line, self.column, self.code)
+        return (self.path, self.cell or 0, self.line, self.column, self.code)
 
     def with_status(self, status: str, evidence: Any = None, message: str | None = None) -> Finding:
         return replace(self, status=status, evidence=evidence, message=message or self.message)
 
     def to_json(self) -> dict[str, Any]:
-        record = {name: getattr(self, name) for name in _JSON_FIELDS}
+        # `cell` only in a notebook: the records of Python files keep their shape.
+        record = {name: getattr(self, name) for name in _JSON_FIELDS if name != "cell" or self.cell is not None}
         record["fix"] = self.fix.to_json() if self.fix else None
         record["url"] = self.url
         return record
@@ -99,13 +102,16 @@ class Diagnostic:
     message: str
     line: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    cell: int | None = None  # as in Finding
 
     @property
     def sort_key(self) -> tuple:
-        return (self.path, self.line or 0, self.code)
+        return (self.path, self.cell or 0, self.line or 0, self.code)
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = {"path": self.path, "code": self.code, "message": self.message}
+        if self.cell is not None:
+            record["cell"] = self.cell
         if self.line is not None:
             record["line"] = self.line
         record.update(self.extra)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable
@@ -24,8 +25,9 @@ from nnlint.static import FileResult
 
 # Each round applies every fix that overlaps no other; nested fixes need one round per level.
 MAX_ROUNDS = 10
-_NOT_FIXED_SUFFIXES = (".ipynb",)
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+# Lines as Python (and libcst) count them, with their breaks: str.splitlines also splits at form feeds.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
 class FixError(Exception):
@@ -40,7 +42,10 @@ class FixedSource:
 
 
 def fix_source(data: bytes, lint: Callable[[bytes], FileResult]) -> FixedSource:
-    """`data` with its findings' fixes applied, round after round, until no fix is left."""
+    """`data` with its findings' fixes applied, round after round, until no fix is left.
+
+    Raises FixError if a round makes the file fail to lint (a bug in a rule's fix): nothing of such a
+    file may be written."""
     result, fixed = lint(data), 0
     for _ in range(MAX_ROUNDS):
         fixes = [finding.fix for finding in result.findings if finding.fix is not None]
@@ -49,7 +54,10 @@ def fix_source(data: bytes, lint: Callable[[bytes], FileResult]) -> FixedSource:
         encoding = source_encoding(data)
         text, applied = apply_fixes(data.decode(encoding), fixes)
         data, fixed = text.encode(encoding), fixed + applied
-        result = lint(data)
+        result, before = lint(data), result
+        if len(result.diagnostics) > len(before.diagnostics):
+            problem = result.diagnostics[-1].message
+            raise FixError(f"{result.path}: not fixed, the fixes would break it ({problem}); please report it")
     return FixedSource(data, fixed, result)
 
 
@@ -64,8 +72,8 @@ class FileFix:
         """A unified diff, as `git diff` prints it (a last line without its line break is marked)."""
         encoding = source_encoding(self.before)
         lines = difflib.unified_diff(
-            self.before.decode(encoding).splitlines(keepends=True),
-            self.after.decode(encoding).splitlines(keepends=True),
+            _LINE.findall(self.before.decode(encoding)),
+            _LINE.findall(self.after.decode(encoding)),
             f"a/{self.task.path}", f"b/{self.task.path}",
         )  # fmt: skip
         return "".join(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n" for line in lines)
@@ -107,7 +115,6 @@ def fix_file(task: FileTask) -> FileFix:
 class FixRun:
     changed: list[FileFix]  # files whose text the fixes change
     errors: list[str]  # files that could not be fixed, one message each
-    notes: list[str]  # files left alone on purpose
 
     @property
     def fixed(self) -> int:
@@ -117,12 +124,9 @@ class FixRun:
 def fix_files(tasks: list[FileTask], findings: list[Finding]) -> FixRun:
     """Fix the files among `tasks` that have a finding with a fix; nothing is written here."""
     fixable = {finding.path for finding in findings if finding.fix is not None}
-    outcome = FixRun([], [], [])
+    outcome = FixRun([], [])
     for task in tasks:
         if task.path not in fixable:
-            continue
-        if task.path.endswith(_NOT_FIXED_SUFFIXES):
-            outcome.notes.append(f"{task.path}: notebooks are not fixed; apply the fixes by hand")
             continue
         try:
             file_fix = fix_file(task)

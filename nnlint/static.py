@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import libcst as cst
@@ -168,17 +168,19 @@ def _findings(context: FileContext, rules: list[Rule]) -> list[Finding]:
     ]
 
 
+def not_linted(result: FileResult, message: str, line: int | None = None) -> FileResult:
+    """`result` with the NN901 diagnostic that says why its file could not be checked."""
+    result.diagnostics.append(Diagnostic(result.path, PARSE_ERROR, message, line))
+    return result
+
+
 def lint_source(
     data: bytes, path: str, rule_types: list[type[Rule]], max_file_size: int,
     location: Path | None = None, project: ProjectFiles | None = None,
 ) -> FileResult:
     """Lint one file's bytes with the given rules; never raises for bad input. With its `location` on
     disk and its `project`, the rules may follow its calls into the project's other files."""
-    result = FileResult(path)
-
-    def fail(message: str, line: int | None = None) -> FileResult:
-        result.diagnostics.append(Diagnostic(path, PARSE_ERROR, message, line))
-        return result
+    fail = partial(not_linted, FileResult(path))
 
     if len(data) > max_file_size:
         # The runner reads at most max_file_size + 1 bytes, so len(data) is not the file's size.
@@ -191,6 +193,15 @@ def lint_source(
         return fail(f"cannot decode: {error.msg}", error.lineno)
     except UnicodeDecodeError as error:
         return fail(f"cannot decode as {error.encoding}: {error.reason}", _line_of_offset(data, error.start))
+    return lint_text(text, path, rule_types, location, project)
+
+
+def lint_text(
+    text: str, path: str, rule_types: list[type[Rule]], location: Path | None = None, project: ProjectFiles | None = None
+) -> FileResult:
+    """Lint decoded source text: a Python file's, or a notebook's code cells (nnlint.notebook)."""
+    result = FileResult(path)
+    fail = partial(not_linted, result)
     result.lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
 
     wanted = [rule for rule in rule_types if any(trigger in text for trigger in rule.triggers)]

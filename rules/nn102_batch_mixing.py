@@ -6,18 +6,14 @@ import libcst.matchers as m
 from nnlint.confirm.protocol import ProbeFinding, Verdict, confirmed, refuted, unverifiable
 from nnlint.rule import Example, Rule
 from nnlint.script import script_model
-from nnlint.script.layout import CallFacts, Layouts
+from nnlint.script.layout import REDUCTIONS, CallFacts, Layouts
 from nnlint.tree import descendants, integer_value
 
 # Batch statistics are these classes' job (BatchNorm-style code, whitening) or a loss's (contrastive, VICReg).
 _MIXING_CLASS = re.compile(r"Norm|BN|Whiten|Loss|Criterion")
-_REDUCTION_METHODS = {
-    "sum", "mean", "nansum", "nanmean", "prod", "std", "var", "amax", "amin", "max", "min", "median", "logsumexp",
-    "softmax", "log_softmax", "cumsum", "cumprod", "norm",
-}  # fmt: skip
 # Qualified functions that reduce: the position of their `dim` argument.
 _REDUCTION_FUNCTIONS = {
-    **{f"torch.{name}": 1 for name in _REDUCTION_METHODS - {"norm"}},
+    **{f"torch.{name}": 1 for name in REDUCTIONS - {"norm"}},
     "torch.norm": 2,
     "torch.nn.functional.softmax": 1,
     "torch.nn.functional.log_softmax": 1,
@@ -394,7 +390,7 @@ class TimeMajorPool(nn.Module):
         if name in _REDUCTION_FUNCTIONS and positional:
             position, on_receiver, call = _REDUCTION_FUNCTIONS[name], False, name.rsplit(".", 1)[1]
             dim = dim if dim is not None else _at(positional, position)
-        elif name is None and isinstance(node.func, cst.Attribute) and node.func.attr.value in _REDUCTION_METHODS:
+        elif name is None and isinstance(node.func, cst.Attribute) and node.func.attr.value in REDUCTIONS:
             call, on_receiver = node.func.attr.value, True
             position = _DIM_POSITION_OF_METHOD.get(call, 0)
             dim = dim if dim is not None else _at(positional, position)

@@ -61,6 +61,22 @@ def test_a_file_named_on_the_command_line_is_always_linted(nnlint, write):
     assert linted(nnlint(*named, "--format", "json")) == sorted(named)
 
 
+def test_force_exclude_skips_named_files_a_walk_would_skip(nnlint, write):
+    write({
+        ".gitignore": "ignored.py\n",
+        "pyproject.toml": '[tool.nnlint]\nexclude = ["excluded.py", "legacy/"]\n',
+        "ignored.py": BUGGY_NET,
+        "excluded.py": BUGGY_NET,
+        "legacy/old.py": BUGGY_NET,
+        "build/net.py": BUGGY_NET,
+        "src/net.py": BUGGY_NET,
+    })  # fmt: skip
+    named = ["ignored.py", "excluded.py", "legacy/old.py", "build/net.py", "src/net.py"]
+    assert linted(nnlint(*named, "--force-exclude", "--format", "json")) == ["src/net.py"]
+    outcome = nnlint("excluded.py", "--force-exclude")
+    assert (outcome.exit_code, outcome.stdout.startswith("No findings. 0 findings in 0 files")) == (0, True)
+
+
 def test_a_directory_named_on_the_command_line_is_walked_even_if_ignored_or_excluded(nnlint, write):
     write({
         ".gitignore": "generated/\n",

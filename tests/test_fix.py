@@ -1,16 +1,24 @@
 """`nnlint --fix` and `--diff` on real files: what each fix writes, and what must never change.
 
-Every test runs the real command (click's runner in this process) on files in a temporary directory
-and compares bytes: encodings, BOMs and line endings survive, a second run changes nothing, `--diff`
-and failures write nothing.
+The tests run the real command (click's runner in this process) on files in a temporary directory
+and compare bytes: encodings, BOMs and line endings survive, a second run changes nothing, `--diff`
+and failures write nothing. The last one checks the safety net under every fix with a deliberately wrong one.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import stat
+from dataclasses import replace
 
 import pytest
+
+from nnlint.finding import Edit, Fix
+from nnlint.fixer import FixError, fix_source
+from nnlint.rule import rule_by_code
+from nnlint.static import lint_source
 
 DROPOUT = """\
 import torch.nn.functional as F
@@ -134,6 +142,14 @@ def test_diff_marks_a_last_line_without_line_break(nnlint, tmp_path):
     assert outcome.stdout.endswith("+        return F.dropout(x, 0.5, training=self.training)\n\\ No newline at end of file\n")
 
 
+def test_diff_splits_lines_where_python_does(nnlint, tmp_path):
+    """A form feed (PEP 8's page break) is inside a line, not a line break."""
+    (tmp_path / "net.py").write_text(DROPOUT.replace("\n\nclass", "\n\x0c\nclass"))
+    outcome = nnlint("--diff", "net.py")
+    assert "\n \x0c\n class Net(nn.Module):\n" in outcome.stdout
+    assert "No newline" not in outcome.stdout
+
+
 def test_diff_with_nothing_to_fix_exits_0(nnlint, tmp_path):
     (tmp_path / "net.py").write_text(DROPOUT_FIXED)
     outcome = nnlint("--diff", ".")
@@ -181,13 +197,19 @@ def test_fix_keeps_permissions_and_writes_through_a_symlink(nnlint, tmp_path):
     assert [p.name for p in real.parent.iterdir()] == ["net.py"]  # no temporary file left
 
 
-def test_a_notebook_is_not_fixed(nnlint, tmp_path):
+def test_a_notebook_finding_has_no_fix_and_the_notebook_is_untouched(nnlint, tmp_path):
+    """A notebook's findings are located by cell; edits in the joined cells' text could not be applied
+    to its JSON, so they carry no fix and --fix leaves the file as it was."""
+    cells = [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": DROPOUT}]
     path = tmp_path / "explore.ipynb"
-    path.write_text(DROPOUT)
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    before = _snapshot(path)
+    [finding] = nnlint("--format", "json", "explore.ipynb").json()["findings"]
+    assert (finding["code"], finding["cell"], finding["line"], finding["fix"]) == ("NN301", 1, 7, None)
     outcome = nnlint("--fix", "explore.ipynb")
-    assert path.read_text() == DROPOUT
-    assert "nnlint: note: explore.ipynb: notebooks are not fixed" in outcome.stderr
+    assert _snapshot(path) == before
     assert outcome.exit_code == 1
+    assert "fixed 0 findings in 0 files; 1 remaining" in outcome.stderr
 
 
 def test_fix_with_json_prints_only_the_remaining_findings_as_json(nnlint, tmp_path):
@@ -204,3 +226,33 @@ def test_json_carries_the_fix_for_editors(nnlint, tmp_path):
         "message": "Pass training=self.training",
         "edits": [{"line": 7, "column": 32, "end_line": 7, "end_column": 32, "content": ", training=self.training"}],
     }
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the confirm pass runs the model")
+def test_fix_then_confirm_judges_the_fixed_code(nnlint, tmp_path):
+    """Fixes come from the static pass, before the confirm pass: the probe then runs the fixed forward,
+    which is deterministic in eval() (unfixed, it would confirm NN301 at runtime)."""
+    source = DROPOUT.replace(
+        "class Net(nn.Module):\n",
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(8, 4)\n\n",
+    ).replace("return F.dropout(x, 0.5)", "return self.fc(F.dropout(x, 0.5))")
+    (tmp_path / "net.py").write_text(source)
+    outcome = nnlint("--fix", "--confirm", "net.py")
+    assert "F.dropout(x, 0.5, training=self.training)" in (tmp_path / "net.py").read_text()
+    assert outcome.exit_code == 0, outcome.stdout
+    assert "No findings" in outcome.stdout
+
+
+def test_a_fix_that_would_break_the_file_is_refused():
+    """The safety net under every rule's fix: a round whose result no longer parses stops the file
+    (here a deliberately wrong fix, standing for a rule bug, deletes the colon of the class line)."""
+    broken = Fix("wrong", (Edit(5, 21, 5, 22, ""),))
+
+    def lint(data):
+        result = lint_source(data, "net.py", [rule_by_code("NN301")], 10**7)
+        if data == DROPOUT.encode():
+            result.findings = [replace(result.findings[0], fix=broken)]
+        return result
+
+    with pytest.raises(FixError, match=r"net.py: not fixed, the fixes would break it \(syntax error"):
+        fix_source(DROPOUT.encode(), lint)

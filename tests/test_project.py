@@ -7,6 +7,8 @@ leads there, and a bug inside one function is reported once, in the file that ha
 
 from __future__ import annotations
 
+import pytest
+
 MODEL = """\
 from torch import nn
 
@@ -209,3 +211,55 @@ def test_init_function_of_another_module_passed_to_apply(nnlint, write):
     })  # fmt: skip
     outcome = nnlint("--select", "NN201", "--format", "json", ".")
     assert outcome.located() == [("init_utils.py", 6, "NN201")]
+
+
+SOFTMAX_MODEL = MODEL.replace("return self.body(x)", "return self.body(x).softmax(dim=1)")
+TRAIN_LINE = 14  # `train_one_epoch(model, train_loader, optimizer, criterion)` in TRAIN
+
+
+def test_model_and_loss_passed_to_another_files_loss(nnlint, write):
+    """The model built in train.py from model.py, its loss built in train.py, the two meet in engine.py: the
+    finding is in train.py, at the call that joins them, and names all three places."""
+    write({"model.py": SOFTMAX_MODEL, "engine.py": ENGINE, "train.py": TRAIN.format(engine="engine")})
+    outcome = nnlint("--select", "NN5", "--format", "json", ".")
+    assert outcome.located() == [("train.py", TRAIN_LINE, "NN501")]
+    message = outcome.json()["findings"][0]["message"]
+    assert message.startswith(
+        "`Net.forward` returns `self.body(x).softmax(dim=1)` (model.py:10) into `nn.CrossEntropyLoss` "
+        "(engine.py:7, run by `train_one_epoch(...)`)"
+    )
+
+
+def test_loss_passed_to_another_file_with_an_activation_applied_there(nnlint, write):
+    """engine.py applies log_softmax itself; train.py passes `nn.NLLLoss()`: a correct pair, no finding."""
+    engine = ENGINE.replace("criterion(model(x), y)", "criterion(model(x).log_softmax(1), y)")
+    write({"model.py": MODEL, "engine.py": engine,
+           "train.py": TRAIN.format(engine="engine").replace("nn.CrossEntropyLoss()", "nn.NLLLoss()")})  # fmt: skip
+    assert nnlint("--select", "NN5", ".").exit_code == 0
+
+
+def test_logits_model_passed_to_another_files_loss_is_clean(nnlint, write):
+    _project(write)
+    assert nnlint("--select", "NN5", ".").exit_code == 0
+
+
+def test_models_differing_between_calls_are_not_joined(nnlint, write):
+    """Only what every call of the function passes decides: here the loss meets a softmax model in one
+    call and logits in the other, each judged at its own call."""
+    train = TRAIN.format(engine="engine").replace(
+        "    train_one_epoch(model, train_loader, optimizer, criterion)\n",
+        "    train_one_epoch(model, train_loader, optimizer, criterion)\n"
+        "    train_one_epoch(nn.Linear(10, 2), train_loader, optimizer, criterion)\n",
+    )
+    write({"model.py": SOFTMAX_MODEL, "engine.py": ENGINE, "train.py": train})
+    outcome = nnlint("--select", "NN5", "--format", "json", ".")
+    assert outcome.located() == [("train.py", TRAIN_LINE, "NN501")]
+
+
+def test_model_and_loss_joined_across_files_is_confirmed_by_the_probe(nnlint, write):
+    """The runtime check builds `Net` as train.py builds it and finds probabilities at the loss."""
+    pytest.importorskip("torch")
+    write({"model.py": SOFTMAX_MODEL, "engine.py": ENGINE, "train.py": TRAIN.format(engine="engine")})
+    finding = nnlint("--confirm", "--select", "NN501", "--format", "json", ".").json()["findings"][0]
+    assert (finding["path"], finding["line"], finding["status"]) == ("train.py", TRAIN_LINE, "confirmed")
+    assert finding["evidence"]["model"] == "Net"

@@ -18,6 +18,7 @@ from nnlint.confirm.project import read_project
 from nnlint.confirm.sandbox import JobOutcome, SandboxError, run_jobs
 from nnlint.confirm.settings import ConfirmSettings, model_entries
 from nnlint.finding import Diagnostic, Finding
+from nnlint.notebook import is_notebook
 from nnlint.rule import rule_by_code
 from nnlint.runner import display_path
 from nnlint.suppress import noqa_codes_by_line
@@ -63,11 +64,12 @@ def confirm(
 ) -> Confirmation:
     """Judge `findings` (from the static pass over `files`) and add what the universal probes find."""
     options = ConfirmSettings.from_table(settings.confirm)
+    files = [path for path in files if not is_notebook(path)]  # not probed: their findings stay suspected
     by_absolute = {str(path.resolve()): path for path in files}
     model_files, calls = read_project(files, display)
     checked = [
         (index, finding) for index, finding in enumerate(findings)
-        if getattr(rule_by_code(finding.code), "runtime_check", None) is not None
+        if getattr(rule_by_code(finding.code), "runtime_check", None) is not None and finding.cell is None
     ]  # fmt: skip
     paths = {shown: str(path.resolve()) for path, shown in display.items()}
     job_paths = sorted({str(path.resolve()) for path in model_files} | {paths[f.path] for _, f in checked})

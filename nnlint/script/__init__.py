@@ -111,7 +111,7 @@ class Script:
         """Symbolic tensor layouts per function: views read as dims, layouts at each call (`layout`)."""
         from nnlint.script.layout import Layouts
 
-        return Layouts(self.context)
+        return Layouts(self.context, self.index)
 
     def mode_free(self, subject: str, scope) -> bool:
         """The model named `subject` (in `scope`) has no layer whose output depends on train/eval mode."""

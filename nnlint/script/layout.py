@@ -12,6 +12,11 @@ One walk of the file in source order, on first use (`script.layouts`), keeps per
   whether the tensor was padded or cut from a view (the relative-shift skew);
 - the layer kind of each `self.<attr> = nn.<Layer>(...)` of a class: what its call does to dims.
 
+Only functions that hold a view, a reshape or a reduction (`LAYOUT_CALLS`, found in the file's index)
+are walked, and the functions enclosing them: the rest hold nothing the rules ask about, and most
+functions of a model file are like that. Layer kinds come from the index's `self.<attr> = ...`
+bindings, so skipping `__init__` loses none of them.
+
 Rules read the results after the walk: `views` (every view/reshape with its target sizes read as
 the receiver's dims) and `at(call)` (the layouts of a call's receiver and first argument where the
 call runs). Attributes (`self.x`) are never tracked: a method call can change them.
@@ -28,9 +33,17 @@ import libcst as cst
 
 from nnlint.context import FileContext
 from nnlint.names import dotted_name
+from nnlint.script.index import FileIndex
 from nnlint.tree import child_nodes, integer_value
 
 VIEWS = {"view", "reshape"}
+# Methods (and `torch.` functions of the same name) that reduce over a dim they are given.
+REDUCTIONS = {
+    "sum", "mean", "nansum", "nanmean", "prod", "std", "var", "amax", "amin", "max", "min", "median", "logsumexp",
+    "softmax", "log_softmax", "cumsum", "cumprod", "norm",
+}  # fmt: skip
+# The calls a rule asks layouts about: a function without any of them is not walked.
+LAYOUT_CALLS = VIEWS | REDUCTIONS | {"view_as", "reshape_as", "normalize"}
 # In-place methods that change a tensor's dims: sizes unpacked before them no longer describe it.
 RESHAPED_IN_PLACE = {
     "t_", "transpose_", "swapdims_", "swapaxes_", "squeeze_", "unsqueeze_", "resize_", "resize_as_",
@@ -263,12 +276,13 @@ class _Scope:
 class Layouts:
     """The walk; see the module docstring."""
 
-    def __init__(self, context: FileContext) -> None:
+    def __init__(self, context: FileContext, index: FileIndex) -> None:
         self.context = context
+        self._index = index
+        self._wanted = _functions_with_layout_calls(index)
         self.views: list[View] = []
         self.calls: dict[cst.Call, CallFacts] = {}  # the calls with a known layout around them, in source order
         self._owner: dict[cst.FunctionDef, cst.ClassDef] = {}
-        self._layers: dict[cst.ClassDef, dict[str, str | None]] = {}  # class -> self attr -> layer's name
         self._views_by_call: dict[cst.Call, View] = {}
         self._fresh = count()
         self._scopes = [_Scope()]
@@ -318,6 +332,8 @@ class Layouts:
                 handler(node)
             ancestors.append(node)
             stack.append((node, True))
+            if type(node) is cst.FunctionDef and node not in self._wanted:
+                continue
             children = [child for child in child_nodes(node) if type(child) not in _LEAVES]
             stack.extend((child, False) for child in reversed(children))
 
@@ -424,10 +440,6 @@ class Layouts:
             scope.sizes.learn(target, value)
             self._forget_batch(target)
             self._learn(target, value, layout, parts, atoms)
-            if isinstance(target, cst.Attribute) and _is_self(target.value) and isinstance(value, cst.Call):
-                if self._classes:
-                    layer = self._call_name(value) or dotted_name(value.func)
-                    self._layers.setdefault(self._classes[-1], {})[target.attr.value] = layer
 
     def _forget_batch(self, target: cst.BaseExpression) -> None:
         scope = self._scope
@@ -758,13 +770,18 @@ class Layouts:
         source = self._eval(positional[0]) if positional else None
         func, layer = call.func, None
         if isinstance(func, cst.Attribute) and self._classes:
-            layer = self._layers.get(self._classes[-1], {}).get(func.attr.value)
+            layer = self._layer(self._classes[-1], func.attr.value)
         batch_first = layer is not None and bool(_BATCH_FIRST_LAYERS.search(layer))
         if not source and not batch_first:
             return None
         source = source or Layout()
         batch = source.batch or (self._statement() if batch_first else None)
         return Layout(dims=self._after_layer(source.dims, layer_dims(layer)), batch=batch, fold=source.fold)
+
+    def _layer(self, owner: cst.ClassDef, attribute: str) -> str | None:
+        """The layer `self.<attribute>` of a class holds: its last `self.<attribute> = <call>(...)`."""
+        calls = [b.value for b in self._index.bindings.get((owner, f"self.{attribute}"), ()) if type(b.value) is cst.Call]
+        return (self._call_name(calls[-1]) or dotted_name(calls[-1].func)) if calls else None
 
     def _after_layer(self, dims: Dims | None, kind: str | None) -> Dims | None:
         if dims is None or kind is None or not dims:
@@ -913,6 +930,18 @@ def _cut(part: cst.BaseSlice) -> bool:
 
 def _at(values: list, index: int):
     return values[index] if len(values) > index else None
+
+
+def _functions_with_layout_calls(index: FileIndex) -> set[cst.FunctionDef]:
+    """The functions holding a call of `LAYOUT_CALLS`, and the functions around them (closures read their tensors)."""
+    wanted: set[cst.FunctionDef] = set()
+    for call, function in index.calls:
+        func = call.func
+        name = func.attr.value if type(func) is cst.Attribute else func.value if type(func) is cst.Name else None
+        while name in LAYOUT_CALLS and function is not None and function not in wanted:
+            wanted.add(function)
+            function = index.parent_function.get(function)
+    return wanted
 
 
 def _iterates_layers(iterable: cst.BaseExpression) -> bool:

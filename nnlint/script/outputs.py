@@ -13,13 +13,17 @@ module answers two questions across the project's files:
 - `meetings`: the loss calls of this file (a criterion built from `nn.CrossEntropyLoss`, `NLLLoss`,
   `BCELoss`, `BCEWithLogitsLoss`, or `F.cross_entropy`, `F.nll_loss`, `F.binary_cross_entropy(_with_logits)`)
   whose prediction is of a known kind: an activation applied in this file (`criterion(torch.softmax(out, 1), y)`)
-  or the output of a model whose class says it, followed through variables and helpers' parameters.
+  or the output of a model whose class says it, followed through variables and helpers' parameters;
+- `entered`: the loss calls in a function of another project file that this file runs and passes the
+  model or the loss to (`train_one_epoch(model, criterion, loader)` with `loss = criterion(model(x), y)` in
+  engine.py): that function's parameters are read as what this file's call passes, and the meeting is
+  reported at the call, where the two ends are joined.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Protocol
 
@@ -96,6 +100,7 @@ class Meeting:
     output: Output
     model_call: cst.Call | None  # the `model(x)` the prediction comes from, when one is seen
     built: cst.Call | None  # what built that model (`Net(10)`), for the runtime check
+    entry: cst.Call | None = None  # the call of this file that runs the loss, when it is in another file
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,9 @@ class Outputs:
         self.index = script.index
         self.context = script.context
         self._classes: dict[str, Output | None] = {}
+        # While `entered` reads a function of this file for another file's call: (the function, the caller's
+        # outputs, the call, the function the call is in). Its parameters then hold what that call passes.
+        self._entry: tuple[cst.FunctionDef, Outputs, cst.Call, cst.FunctionDef | None] | None = None
 
     # -- model classes ---------------------------------------------------------------------------
 
@@ -241,11 +249,11 @@ class Outputs:
         what every call of the file passes."""
         scope = binding.scope if isinstance(binding.scope, cst.FunctionDef) else None
         if isinstance(binding.node, cst.Param) and scope is not None:
-            sites = self.script.objects.call_sites(scope)
-            passed = [argument_for(call, scope, name) for call, _ in sites]
+            sites = self._sites(scope)
+            passed = [argument_for(call, scope, name) for _, call, _ in sites]
             if not sites or any(argument is None for argument in passed):
                 return None
-            return _agreed([self._trace(arg, caller, call, depth + 1) for arg, (call, caller) in zip(passed, sites)])
+            return _agreed([home._trace(arg, caller, call, depth + 1) for arg, (home, call, caller) in zip(passed, sites)])
         if binding.value is None or not isinstance(binding.node, (cst.Assign, cst.AnnAssign)) or _unpacked(binding, name):
             return None
         return self._trace(binding.value, scope, binding.node, depth + 1)
@@ -274,30 +282,49 @@ class Outputs:
             outputs = {self._built_output(unwrap(value), depth) for value in values}
             output = outputs.pop() if len(outputs) == 1 else None
             return _Found(output, call, unwrap(values[0])) if output is not None else None
-        built = self._built(name, function, at)
-        if built is None:
+        found = self._built(name, function, at)
+        if found is None:
             return None
-        output = self._built_output(built, depth)
-        if output is not None and self._parts_replaced(name):
+        home, built = found
+        output = home._built_output(built, depth)
+        # A part replaced here, or where the model was built (another file, for a model passed in).
+        replaced = [(self, name)] if self._parts_replaced(name) else []
+        if home is not self:
+            replaced += [(home, held) for held in home._names_of(built) if home._parts_replaced(held)]
+        if output is not None and replaced:
             # A pretrained classifier's new head says what it returns; a replaced part of any other model,
             # where it sits in forward is not known.
-            output = self._replaced_head(name, depth) if output.node is built else None
+            where, held = replaced[0]
+            output = where._replaced_head(held, depth) if output.node is built and len(replaced) == 1 else None
         return _Found(output, call, built) if output is not None else None
 
     def _built_output(self, value: cst.BaseExpression, depth: int) -> Output | None:
         return self.module_output(value, depth + 1) if isinstance(value, cst.Call) else None
 
-    def _built(self, name: str, function, at: cst.CSTNode) -> cst.Call | None:
-        """The constructor call of the module `name` holds where `at` reads it. (Not `roles.built_by`: it
-        takes a name's first binding, where a notebook re-builds `model`, and gives `model`'s constructor
-        for `model.encoder`, whose output is not the model's.)"""
+    def _built(self, name: str, function, at: cst.CSTNode) -> tuple[Outputs, cst.Call] | None:
+        """The constructor call of the module `name` holds where `at` reads it, with the outputs of its file.
+        (Not `roles.built_by`: it takes a name's first binding, where a notebook re-builds `model`, and
+        gives `model`'s constructor for `model.encoder`, whose output is not the model's.)"""
         calls = self.constructors(name, function, at)
-        return calls[0] if calls and all(call is calls[0] for call in calls) else None
+        return calls[0] if calls and all(call is calls[0][1] for _, call in calls) else None
 
-    def constructors(self, name: str, function, at: cst.CSTNode, depth: int = 0) -> list[cst.Call] | None:
-        """The calls that built what `name` holds where `at` reads it, through re-assignments, wrappers
-        (`Net().to(device)`) and a function's parameter at each of its calls (`train(net, nn.NLLLoss())`);
-        None when some path is unknown."""
+    def _names_of(self, built: cst.Call) -> list[str]:
+        """The names this file binds to the object `built` makes (`model = Net().to(device)`)."""
+        return [key[1] for key, found in self.index.bindings.items()
+                for b in found if b.value is not None and unwrap(b.value) is built]  # fmt: skip
+
+    def _sites(self, function: cst.FunctionDef) -> list[tuple[Outputs, cst.Call, cst.FunctionDef | None]]:
+        """The calls that run `function`, each with the outputs of its file: this file's calls, and the other
+        file's call that `entered` reads the function for."""
+        found = [(self, call, caller) for call, caller in self.script.objects.call_sites(function)]
+        if self._entry is not None and self._entry[0] is function:
+            found.append(self._entry[1:])
+        return found
+
+    def constructors(self, name: str, function, at: cst.CSTNode, depth: int = 0) -> list[tuple[Outputs, cst.Call]] | None:
+        """The calls that built what `name` holds where `at` reads it, each with the outputs of its file,
+        through re-assignments, wrappers (`Net().to(device)`) and a function's parameter at each of its calls
+        (`train(net, nn.NLLLoss())`, in this file or the other file of `entered`); None when a path is unknown."""
         bindings = [b for b in self.index.lookup(name, function) if not _wraps(b)]
         if len(bindings) > 1:
             bindings = self.script.objects.reaching(bindings, at)
@@ -307,20 +334,19 @@ class Outputs:
         for binding in bindings:
             scope = binding.scope if isinstance(binding.scope, cst.FunctionDef) else None
             if isinstance(binding.node, cst.Param) and scope is not None:
-                sites = self.script.objects.call_sites(scope)
-                values = [(argument_for(call, scope, binding.name), caller, call) for call, caller in sites]
+                values = [(home, argument_for(call, scope, binding.name), caller, call) for home, call, caller in self._sites(scope)]
             elif binding.value is not None and isinstance(binding.node, (cst.Assign, cst.AnnAssign)) and not _unpacked(binding, name):
-                values = [(binding.value, scope, binding.node)]
+                values = [(self, binding.value, scope, binding.node)]
             else:
                 return None
             if not values:
                 return None
-            for value, scope, site in values:
+            for home, value, scope, site in values:
                 value = unwrap(value) if value is not None else None
-                if isinstance(value, cst.Call) and self.index.callee(value, scope) is None:
-                    found.append(value)
+                if isinstance(value, cst.Call) and home.index.callee(value, scope) is None:
+                    found.append((home, value))
                     continue
-                inner = self.constructors(dotted_name(value), scope, site, depth + 1) if dotted_name(value) else None
+                inner = home.constructors(dotted_name(value), scope, site, depth + 1) if dotted_name(value) else None
                 if inner is None:
                     return None
                 found.extend(inner)
@@ -390,14 +416,15 @@ class Outputs:
         if isinstance(func, cst.Call):
             return self._loss_class(func)
         name = dotted_name(func)
-        if name is None or name not in self._loss_names:
+        entered = self._entry is not None and self._entry[0] is function
+        if name is None or not (name in self._loss_names or entered):
             return None
         if name.startswith("self."):
             owner = self.index.owner_class.get(function) if function is not None else None
-            values = [b.value for b in self.index.bindings.get((owner, name), []) if b.value is not None]
+            values = [(self, b.value) for b in self.index.bindings.get((owner, name), []) if b.value is not None]
         else:
             values = self.constructors(name, function, call) or []
-        found = {self._loss_class(value) for value in values}
+        found = {home._loss_class(value) for home, value in values}
         return found.pop() if len(found) == 1 else None
 
     def _loss_class(self, value: cst.BaseExpression) -> tuple[str, str] | None:
@@ -426,21 +453,47 @@ class Outputs:
 
     def fed(self, kind: str, *losses: str) -> list[tuple[cst.Call, Meeting]]:
         """(loss call, meeting) for each loss of `losses` given an output of `kind`: what a rule reports."""
-        return [(m.loss, m) for m in self.meetings if m.output.kind == kind and m.loss_name in losses]
+        meetings = [*self.meetings, *self.entered]
+        return [(m.entry or m.loss, m) for m in meetings if m.output.kind == kind and m.loss_name in losses]
 
     @cached_property
     def meetings(self) -> list[Meeting]:
         """Every loss call of this file whose prediction is of a known kind."""
+        found = (self._meeting(call, function) for call, function in self.index.calls)
+        return [meeting for meeting in found if meeting is not None]
+
+    def _meeting(self, call: cst.Call, function) -> Meeting | None:
+        loss = self.loss_of(call, function)
+        prediction = _prediction(call)
+        if loss is None or prediction is None:
+            return None
+        traced = self._trace(prediction, function, call, 0)
+        if traced is None or traced.output is None:
+            return None
+        return Meeting(call, loss[0], loss[1], prediction, traced.output, traced.model_call, traced.built)
+
+    @cached_property
+    def entered(self) -> list[Meeting]:
+        """The meetings in functions of other project files that this file's calls run, known only through
+        what the call passes (the model, the loss): each with `entry`, the call."""
+        project = self.context.project
         found = []
-        for call, function in self.index.calls:
-            loss = self.loss_of(call, function)
-            prediction = _prediction(call)
-            if loss is None or prediction is None:
-                continue
-            traced = self._trace(prediction, function, call, 0)
-            if traced is not None and traced.output is not None:
-                found.append(Meeting(call, loss[0], loss[1], prediction, traced.output, traced.model_call, traced.built))
+        for call, caller in self.index.calls if project is not None else ():
+            target = project.function(self.context, call)
+            if target is not None:
+                found.extend(target[0].outputs._entered(target[1], (self, call, caller)))
         return found
+
+    def _entered(self, function: cst.FunctionDef, entry: tuple) -> list[Meeting]:
+        """The loss calls written in `function` that are meetings when its parameters hold what `entry` (the
+        other file's outputs, call and caller) passes, and not already meetings of this file."""
+        own = {meeting.loss for meeting in self.meetings}
+        self._entry = (function, *entry)
+        try:
+            found = [self._meeting(call, caller) for call, caller in self.index.calls if caller is function and call not in own]
+        finally:
+            self._entry = None
+        return [replace(meeting, entry=entry[1]) for meeting in found if meeting is not None]
 
 
 def _prediction(call: cst.Call) -> cst.BaseExpression | None:
@@ -512,6 +565,8 @@ def ends(script: Script, meeting: Meeting) -> str:
     if len(code) > 40 and isinstance(output.node, cst.Call):
         code = f"{script.code(output.node.func)}(...)"
     loss = f"`{meeting.written}` ({script.at(meeting.loss)})"
+    if meeting.entry is not None:
+        loss = f"`{meeting.written}` ({script.at(meeting.loss)}, run by `{script.code(meeting.entry.func)}(...)`)"
     if output.model is not None:
         return f"`{output.model}.forward` returns `{code}` ({script.at(output.node)}) into {loss}"
     if output.layer and meeting.model_call is not None and output.node is meeting.built and output.kind != LOGITS:
