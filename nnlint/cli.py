@@ -29,7 +29,7 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
 class _DefaultCheckGroup(click.Group):
-    """`nnlint PATHS` means `nnlint check PATHS`; `rules`, `rule` and `probe` are subcommands."""
+    """`nnlint PATHS` means `nnlint check PATHS`; `rules`, `rule`, `probe` and `server` are subcommands."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
@@ -168,6 +168,18 @@ def probe_model(target, input_spec, output_format, exit_zero, config, color, **r
     if probed.model and output_format == "text":
         click.echo(f"nnlint: probed {probed.model['built_with']}; input {probed.model['input']}", err=True)
     _report(probed.result, output_format, color, exit_zero, **reporting)
+
+
+@main.command("server")
+def language_server() -> None:
+    """Run the language server on stdin/stdout, for editors (needs pygls: pip install 'nnlint[lsp]')."""
+    try:
+        from nnlint.lsp.server import serve
+    except ImportError as error:
+        if error.name not in ("pygls", "lsprotocol") and not str(error.name).startswith(("pygls.", "lsprotocol.")):
+            raise
+        _fail("`nnlint server` needs pygls: pip install 'nnlint[lsp]'")
+    serve()
 
 
 def _fix(result, files, settings: Settings, jobs: int, write: bool):

@@ -4,7 +4,8 @@ A training script often keeps its loop in one file and its steps in another (`tr
 `train_one_epoch` and `evaluate` from `engine.py`). The script model follows such a call into the
 other file (nnlint.script.timeline), the way it follows a call of the file's own functions; this
 module finds that file from the import (`from engine import ...`, `from .engine import ...`,
-`import utils.engine as engine`), below the project root only, and reads it once per process.
+`import utils.engine as engine`), below the project root only, and reads it once per process (a
+long-running language server tells it when files change: `Project.edited`, `Project.refresh`).
 
 A file is read only when a rule asks for a name it defines (a function the run calls, a model class),
 once per process; a function is followed only if its code can hold a training event (a `backward`, a
@@ -60,14 +61,40 @@ class Project:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        # Editor buffers not saved yet, read instead of the disk (nnlint.lsp): see `edited`.
+        self._unsaved: dict[Path, str] = {}
+        self._forget()
+
+    def _forget(self) -> None:
         self._texts: dict[Path, str | None] = {}
         self._digests: dict[Path, str | None] = {}
+        # (mtime, size) of each file read from disk, to notice a change made outside the editor.
+        self._stamps: dict[Path, tuple[int, int] | None] = {}
         # Every module lookup, by importing file, memoised or not: what `reads_of` reports.
         self._lookups: dict[Path, dict[str, Path | None]] = {}
         self._outlines: dict[Path, _Outline | None] = {}
         self._scripts: dict[Path, Script | None] = {}
         self._relevant: dict[cst.FunctionDef, bool] = {}
         self._files: dict[tuple[Path, str], Path | None] = {}
+
+    def edited(self, path: Path, unsaved: str | None) -> None:
+        """A long-running process (the language server) says a file changed: `unsaved` is its text in an
+        editor buffer, read instead of the disk's from now on (None: the disk's again, once saved or closed).
+
+        Everything read so far is forgotten, not only that file: a file's script model keeps what it
+        learnt from the files it calls into, and a new file can change what an import resolves to."""
+        path = path.resolve()
+        if unsaved is None:
+            self._unsaved.pop(path, None)
+        else:
+            self._unsaved[path] = unsaved
+        self._forget()
+
+    def refresh(self) -> None:
+        """Forget everything read so far if a file read from disk has changed there since (a checkout,
+        another tool): one stat per file read, for a long-running process to call before each lint."""
+        if any(_stamp(path) != stamp for path, stamp in self._stamps.items()):
+            self._forget()
 
     def function(self, context: FileContext, call: cst.Call) -> tuple[Script, cst.FunctionDef] | None:
         """The module-level function of another project file that `call` runs, with that file's script
@@ -155,7 +182,10 @@ class Project:
         return self._outlines[path]
 
     def _text(self, path: Path) -> str | None:
+        if path in self._unsaved:
+            return self._unsaved[path]
         if path not in self._texts:
+            self._stamps[path] = _stamp(path)
             self._texts[path], self._digests[path] = read_source(path)
         return self._texts[path]
 
@@ -180,6 +210,14 @@ class Project:
             elif isinstance(node, cst.ImportFrom):
                 context.imports.add_import_from(node)
         return script_model(context)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_mtime_ns, status.st_size
 
 
 @cache

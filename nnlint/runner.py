@@ -20,6 +20,7 @@ from nnlint.config import Settings
 from nnlint.finding import PARSE_ERROR, Diagnostic, FileResult, Finding
 from nnlint.notebook import is_notebook, lint_notebook
 from nnlint.project_reads import Reads
+from nnlint.registry import RuleInfo
 
 INTERNAL_ERROR = "NN900"
 
@@ -76,6 +77,16 @@ def display_path(path: Path, cwd: Path) -> str:
         return os.path.relpath(path, cwd).replace(os.sep, "/") if path.anchor == cwd.anchor else path.as_posix()
 
 
+def file_task(path: Path, settings: Settings, selected: list[RuleInfo], cwd: Path) -> FileTask:
+    """What linting the file at `path` takes: its rules (per-file-ignores applied), size limit and project root."""
+    try:
+        relative_to_root = path.relative_to(settings.root).as_posix()
+    except ValueError:
+        relative_to_root = path.as_posix()
+    codes = tuple(rule.code for rule in settings.rules_for(relative_to_root, selected))
+    return FileTask(display_path(path, cwd), str(path), codes, settings.max_file_size, str(settings.root))
+
+
 def read_file(task: FileTask) -> bytes:
     """The bytes a task lints (raises OSError): a notebook whole, since its outputs (images) may be
     large and max-file-size bounds its code; any other file up to max-file-size + 1 bytes."""
@@ -94,7 +105,8 @@ def lint_file(task: FileTask) -> FileResult:
 
 
 def lint_data(task: FileTask, data: bytes) -> FileResult:
-    """Lint a task's file as if it held `data` (the fixer lints its rewritten text before writing it)."""
+    """Lint a task's file as if it held `data`: an editor's unsaved buffer (nnlint.lsp), the fixer's
+    rewritten text before it writes it. A bug in nnlint becomes an NN900 diagnostic, never an exception."""
     from nnlint.project import project_at
     from nnlint.rule import all_rules
     from nnlint.static import lint_source
@@ -176,15 +188,7 @@ def _lint(tasks: list[FileTask], jobs: int) -> list[tuple[FileResult, Reads | No
 def file_tasks(files: list[Path], settings: Settings, cwd: Path) -> list[FileTask]:
     """One task per file: its displayed path and the rules its per-file settings select."""
     selected = settings.selected_rules()
-    tasks = []
-    for path in files:
-        try:
-            relative_to_root = path.relative_to(settings.root).as_posix()
-        except ValueError:
-            relative_to_root = path.as_posix()
-        codes = tuple(rule.code for rule in settings.rules_for(relative_to_root, selected))
-        tasks.append(FileTask(display_path(path, cwd), str(path), codes, settings.max_file_size, str(settings.root)))
-    return tasks
+    return [file_task(path, settings, selected, cwd) for path in files]
 
 
 def run(files: list[Path], settings: Settings, cwd: Path, jobs: int, store: ResultStore | None = None) -> RunResult:
