@@ -69,6 +69,7 @@ EXPECTED_STATUS = {
     ("confirm/activations/train.py", 21, "NN501"): "unverifiable",  # softmax written in the script, not the model
     ("confirm/missing_imports/plain_model.py", 36, "NN301"): "confirmed",  # its imports not installed: stood in
     ("confirm/missing_imports/uses_missing.py", 15, "NN301"): "unverifiable",  # Backbone needs the missing package
+    ("confirm/missing_imports/backends/not_installed_pkg_xyz.py", 16, "NN301"): "confirmed",  # named after it, stood in
     ("confirm/forks/model.py", 47, "NN301"): "confirmed",  # its processes and thread are ended with the probe
 }
 

@@ -3,6 +3,7 @@ a model that never uses them is probed as usual; one that does is an NN902 namin
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def test_a_model_that_never_uses_the_missing_package_is_probed_and_says_what_was
     assert {key: f["status"] for key, f in found.items()} == {
         ("confirm/missing_imports/plain_model.py", 36, "NN301"): "confirmed",
         ("confirm/missing_imports/uses_missing.py", 15, "NN301"): "unverifiable",
+        ("confirm/missing_imports/backends/not_installed_pkg_xyz.py", 16, "NN301"): "confirmed",
     }
     evidence = found["confirm/missing_imports/plain_model.py", 36, "NN301"]["evidence"]
     # the optional import inside `try: ... except ImportError:` keeps its own fallback: not stood in
@@ -58,6 +60,64 @@ def test_a_model_that_uses_the_missing_package_is_an_nn902_naming_it_and_the_lin
 def test_a_module_of_the_project_is_never_stood_in(report):
     error = next(e for e in report["errors"] if e["path"].endswith("project_module.py"))
     assert error["reason"] == "loading or probing it raised ModuleNotFoundError: No module named 'shared_layers_xyz'"
+
+
+def test_a_module_inside_a_package_does_not_shadow_the_package_it_is_named_after(report):
+    # backends/not_installed_pkg_xyz.py (d2l's d2l/jax.py) imports the package it is named after
+    wrapped = next(f for f in report["findings"] if f["path"].endswith("backends/not_installed_pkg_xyz.py"))
+    assert wrapped["status"] == "confirmed" and wrapped["evidence"]["stand_ins"] == [PACKAGE]
+    names = safe_load._top_level_names(FIXTURES / "confirm/missing_imports/backends/not_installed_pkg_xyz.py", FIXTURES)
+    assert names == ["confirm", "missing_imports", "backends"]  # not `not_installed_pkg_xyz`: backends/ is a package
+
+
+def test_stats_count_the_files_probed_and_the_models_found_built_and_probed(report):
+    # 4 files probed; 5 model classes (Net, Head, Backbone, Scaled, Wrapped); Net and Wrapped built and
+    # probed; Backbone and Scaled use the missing package, Head's module cannot be imported
+    assert report["stats"]["confirm"] == {"files": 4, "models": 5, "built": 2, "probed": 2}
+
+
+def test_an_installed_module_that_needs_a_missing_package_is_stood_in_naming_that_package(tmp_path):
+    """`from torch.utils.tensorboard import SummaryWriter` without tensorboard installed: the import
+    fails inside torch; a model that never writes a log is probed, one that builds a writer is an NN902."""
+    if importlib.util.find_spec("tensorboard") is not None:
+        pytest.skip("tensorboard is installed here")
+    (tmp_path / "pyproject.toml").write_text("[tool.nnlint]\n")
+    (tmp_path / "model.py").write_text(
+        "import torch.nn.functional as F\n"
+        "from torch import nn\n"
+        "from torch.utils.tensorboard import SummaryWriter\n"
+        "\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(16, 4)\n"
+        "\n"
+        "    def forward(self, x):\n"
+        "        return F.dropout(self.fc(x), 0.5)\n"
+        "\n\n"
+        "class Logged(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.writer = SummaryWriter()\n"
+        "        self.fc = nn.Linear(16, 4)\n"
+        "\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(x)\n"
+    )
+    previous = Path.cwd()
+    try:
+        os.chdir(tmp_path)
+        report = invoke("model.py", "--confirm", "--format", "json").json()
+    finally:
+        os.chdir(previous)
+    [finding] = report["findings"]
+    assert (finding["line"], finding["code"], finding["status"]) == (12, "NN301", "confirmed")
+    assert finding["evidence"]["stand_ins"] == ["tensorboard"]
+    [error] = report["errors"]
+    assert error["reason"] == (
+        "model Logged needs `tensorboard` (not installed), used at model.py:18 (`torch.utils.tensorboard.SummaryWriter`)"
+    )
+    assert report["stats"]["confirm"] == {"files": 1, "models": 2, "built": 1, "probed": 1}
 
 
 def test_a_stand_in_can_be_named_and_subclassed_but_not_used():

@@ -157,6 +157,9 @@ def module_name(path: Path) -> tuple[str, Path]:
 # package makes (their optional imports must fail as usual).
 
 STOOD_IN: list[str] = []  # the top-level packages stood in for in this process, in import order
+# An installed module that failed to import for a missing package its own code imports, stood in itself:
+# module name -> that package (`{"torch.utils.tensorboard": "tensorboard"}`), for the messages.
+_NEEDS: dict[str, str] = {}
 _NEVER = frozenset({"torch", "__main__", "__future__", "builtins"})
 _LOADING = [0]  # >0 while the user's modules are being imported (names may be taken from stand-ins)
 
@@ -187,6 +190,9 @@ def loading_user_modules():
             for name, module in list(sys.modules.items()):
                 if isinstance(module, _MissingModule):
                     del sys.modules[name]
+                    parent, _, child = name.rpartition(".")
+                    if getattr(sys.modules.get(parent), child, None) is module:  # torch.utils.tensorboard
+                        delattr(sys.modules[parent], child)
 
 
 def _user_frame(roots: list[Path]):
@@ -208,7 +214,9 @@ def _under(filename: str, roots: list[Path]) -> bool:
 def _used(name: str):
     """A MissingModuleUsed for `name` (dotted), at the user's innermost line."""
     frame = _user_frame(_StandInFinder.roots)
-    return MissingModuleUsed(name.partition(".")[0], name, frame and frame.f_code.co_filename, frame and frame.f_lineno)
+    package = next((needs for module, needs in _NEEDS.items() if f"{name}.".startswith(f"{module}.")), None)
+    package = package or name.partition(".")[0]
+    return MissingModuleUsed(package, name, frame and frame.f_code.co_filename, frame and frame.f_lineno)
 
 
 def _raises(operation: str):
@@ -306,6 +314,52 @@ class _StandInFinder(importlib.abc.MetaPathFinder):
         return importlib.machinery.ModuleSpec(fullname, _StandInLoader(), is_package=True)
 
 
+class _InstalledModuleFinder(importlib.abc.MetaPathFinder):
+    """First on sys.meta_path: an installed module that a file of the project imports itself, loaded so
+    that if its own code fails to import a package that is not installed (`torch.utils.tensorboard`
+    imports `tensorboard`), the module becomes a stand-in naming that package, used as the others are."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if not _LOADING[0] or fullname in _NEVER:
+            return None
+        importer = _importer()
+        if importer is None or not _under(importer.f_code.co_filename, _StandInFinder.roots):
+            return None
+        if _guarded_import(importer.f_code.co_filename, importer.f_lineno):
+            return None  # `try: from torch.utils.tensorboard import SummaryWriter except ImportError:`
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or not spec.origin or not _installed(Path(spec.origin)):
+            return None
+        spec.loader = _StandInOnMissingPackage(spec.loader)
+        return spec
+
+
+class _StandInOnMissingPackage:
+    """An installed module's loader: a ModuleNotFoundError for a top-level package that is not installed
+    turns the module into a stand-in (see _InstalledModuleFinder); anything else is left to the loader."""
+
+    def __init__(self, loader) -> None:
+        self.loader = loader
+
+    def __getattr__(self, name: str):
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        try:
+            self.loader.exec_module(module)
+        except ModuleNotFoundError as error:
+            missing = (error.name or "").partition(".")[0]
+            if not missing or missing in _NEVER or importlib.machinery.PathFinder.find_spec(missing) is not None:
+                raise
+            _NEEDS[module.__name__] = missing
+            if missing not in STOOD_IN:
+                STOOD_IN.append(missing)
+            module.__class__ = _MissingModule
+
+
 def _importer():
     """The frame whose statement is importing (the first one outside importlib and this module)."""
     frame = sys._getframe(2)
@@ -351,7 +405,17 @@ def install_stand_ins(roots: list[Path], files: set[str]) -> None:
     for file in files:  # a module of the project is never stood in, even when it is not importable from here
         path = Path(file).resolve()
         root = next((root for root in _StandInFinder.roots if path.is_relative_to(root)), path.parent)
-        names.update(path.relative_to(root).with_suffix("").parts)
+        names.update(_top_level_names(path, root))
     _StandInFinder.project_names = frozenset(names)
     if not any(isinstance(finder, _StandInFinder) for finder in sys.meta_path):
         sys.meta_path.append(_StandInFinder())
+        sys.meta_path.insert(0, _InstalledModuleFinder())
+
+
+def _top_level_names(path: Path, root: Path) -> list[str]:
+    """The names under which `path` or a directory above it (up to `root`) can be imported at top level:
+    each one whose directory is not a package. A module inside a package (`d2l/jax.py`,
+    `utils/datasets.py` beside an `__init__.py`) does not shadow the package it is named after:
+    `import jax` is the third-party package."""
+    parts = path.relative_to(root).with_suffix("").parts
+    return [part for depth, part in enumerate(parts) if not (root.joinpath(*parts[:depth]) / "__init__.py").is_file()]

@@ -93,7 +93,7 @@ def runtime_findings(session: ProbeSession, static_findings: list[dict]) -> tupl
                 found.extend(probe(session, record, *args))
             except Exception as error:  # the model fails under this probe (Inception's train-mode aux head
                 # on small inputs): the other probes still report
-                reason = f"the {name} probe raised {type(error).__name__}: {str(error)[:200]}"
+                reason = f"the {name} probe raised {type(error).__name__} on {record.name}: {str(error)[:200]}"
                 record.failed_probes.append(name)
                 if reason not in failed:
                     failed.append(reason)
