@@ -67,7 +67,9 @@ def test_a_module_inside_a_package_does_not_shadow_the_package_it_is_named_after
     wrapped = next(f for f in report["findings"] if f["path"].endswith("backends/not_installed_pkg_xyz.py"))
     assert wrapped["status"] == "confirmed" and wrapped["evidence"]["stand_ins"] == [PACKAGE]
     names = safe_load._top_level_names(FIXTURES / "confirm/missing_imports/backends/not_installed_pkg_xyz.py", FIXTURES)
-    assert names == ["confirm", "missing_imports", "backends"]  # not `not_installed_pkg_xyz`: backends/ is a package
+    assert names == ["backends"]  # not `not_installed_pkg_xyz`: backends/ is a package
+    # a directory of scripts named after a package (ignite's examples/transformers/) does not shadow it either
+    assert safe_load._top_level_names(FIXTURES / "confirm/missing_imports/plain_model.py", FIXTURES) == ["plain_model"]
 
 
 def test_stats_count_the_files_probed_and_the_models_found_built_and_probed(report):
@@ -159,3 +161,49 @@ def test_an_import_guarded_by_except_import_error_is_left_to_fail(tmp_path):
     source.write_text("try:\n    import apex\nexcept ImportError:\n    apex = None\nimport numpy\n")
     assert _guarded_import(str(source), 2)
     assert not _guarded_import(str(source), 5)
+
+
+def test_what_a_model_file_imports_or_computes_at_load_time_is_run_on_demand_or_stood_in(tmp_path):
+    """`from config import opt` runs the skipped `opt = Config()`; a value computed from a stand-in is a
+    stand-in: the class that only stores it is built, the one that uses it is an NN902 naming the package."""
+    (tmp_path / "pyproject.toml").write_text("[tool.nnlint]\n")
+    (tmp_path / "config.py").write_text("class Config:\n    width = 16\n\n\nopt = Config()\n")
+    (tmp_path / "model.py").write_text(
+        "import torch.nn.functional as F\n"
+        "from torch import nn\n"
+        f"import {PACKAGE} as tv\n"
+        "from config import opt\n"
+        "\n"
+        "MODES = list(tv.InterpolationMode)\n"
+        "\n\n"
+        "class Crop(nn.Module):\n"
+        "    modes = MODES\n"
+        "\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(opt.width, 4)\n"
+        "\n"
+        "    def forward(self, x):\n"
+        "        return F.dropout(self.fc(x), 0.5)\n"
+        "\n\n"
+        "class UsesModes(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(16, len(MODES))\n"
+        "\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(x)\n"
+    )
+    previous = Path.cwd()
+    try:
+        os.chdir(tmp_path)
+        report = invoke("model.py", "--confirm", "--format", "json").json()
+    finally:
+        os.chdir(previous)
+    [finding] = report["findings"]
+    assert (finding["line"], finding["code"], finding["status"]) == (17, "NN301", "confirmed")
+    assert finding["evidence"]["model"] == "Crop" and "float[5, 16]" in finding["evidence"]["summary"]
+    [error] = report["errors"]
+    assert error["reason"] == (
+        f"model UsesModes needs `{PACKAGE}` (not installed), used at model.py:23 (`{PACKAGE}.InterpolationMode`)"
+    )

@@ -27,6 +27,7 @@ import importlib.abc
 import importlib.machinery
 import sys
 import types
+import functools
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -39,10 +40,17 @@ _CALL_FREE = (
 )  # fmt: skip
 
 
+# Builtins that build a value from their arguments and run nothing else (`IMAGENET_STD = tuple([0.2] * 3)`,
+# `_registry = set()`): calls of these on call-free arguments are kept like constants.
+_PURE_BUILTINS = frozenset({"tuple", "list", "dict", "set", "frozenset", "int", "float", "str", "bool", "len", "range"})
+
+
 def _calls_nothing(expr: ast.AST | None) -> bool:
     """True for a value that runs no user code when evaluated; a lambda's body runs only when called."""
     if expr is None or isinstance(expr, ast.Lambda):
         return True
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id in _PURE_BUILTINS:
+        return all(_calls_nothing(argument) for argument in [*expr.args, *(k.value for k in expr.keywords)])
     return isinstance(expr, _CALL_FREE) and all(_calls_nothing(child) for child in ast.iter_child_nodes(expr))
 
 
@@ -52,53 +60,182 @@ def _is_main_guard(test: ast.expr) -> bool:
     return "__name__" in names and "__main__" in constants
 
 
-def _guarded(statement: ast.stmt) -> ast.Try:
-    """`statement`, dropped at run time if it fails (it names a skipped statement)."""
-    handler = ast.ExceptHandler(type=ast.Name("Exception", ast.Load()), name=None, body=[ast.Pass()])
+def _guarded(statement: ast.stmt, filename: str) -> ast.Try:
+    """`statement`, dropped at run time if it fails (it names a skipped statement), unless what it
+    needs is bound by a skipped assignment: `_retry` runs that, then the statement again."""
+    error = "__nnlint_error__"
+    this_module = ast.Call(ast.Name("__import__", ast.Load()), [ast.Constant(__name__), ast.Constant(None), ast.Constant(None), ast.List([ast.Constant("_retry")], ast.Load())], [])
+    retry = ast.Call(
+        ast.Attribute(this_module, "_retry", ast.Load()),
+        [ast.Name(error, ast.Load()), ast.Constant(filename), ast.Constant(statement.lineno), ast.Call(ast.Name("globals", ast.Load()), [], [])],
+        [],
+    )  # fmt: skip
+    handler = ast.ExceptHandler(type=ast.Name("Exception", ast.Load()), name=error, body=[ast.Expr(retry)])
     return ast.Try(body=[statement], handlers=[handler], orelse=[], finalbody=[])
 
 
-def _definitions(body: list[ast.stmt]) -> list[ast.stmt]:
+def _definitions(body: list[ast.stmt], plan: _Plan) -> list[ast.stmt]:
     kept: list[ast.stmt] = []
     for statement in body:
         if isinstance(statement, (ast.Import, ast.ImportFrom)):
             kept.append(statement)
         elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             # Guarded: a base or decorator may name a skipped statement (`class Pipe(namedtuple(...))`).
-            kept.append(_guarded(statement))
+            kept.append(plan.guarded(statement))
         elif isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
             kept.append(statement)  # the docstring
         elif isinstance(statement, (ast.Assign, ast.AnnAssign)) and _calls_nothing(statement.value):
-            kept.append(_guarded(statement))
+            kept.append(plan.guarded(statement))
         elif isinstance(statement, ast.Try):
             kept.append(
                 ast.Try(
-                    body=_definitions(statement.body) or [ast.Pass()],
+                    body=_definitions(statement.body, plan) or [ast.Pass()],
                     handlers=[
-                        ast.ExceptHandler(type=h.type, name=h.name, body=_definitions(h.body) or [ast.Pass()])
+                        ast.ExceptHandler(type=h.type, name=h.name, body=_definitions(h.body, plan) or [ast.Pass()])
                         for h in statement.handlers
                     ],
-                    orelse=_definitions(statement.orelse),
-                    finalbody=_definitions(statement.finalbody),
+                    orelse=_definitions(statement.orelse, plan),
+                    finalbody=_definitions(statement.finalbody, plan),
                 )
             )
         elif isinstance(statement, ast.If) and _calls_nothing(statement.test) and not _is_main_guard(statement.test):
-            body, orelse = _definitions(statement.body), _definitions(statement.orelse)
+            body, orelse = _definitions(statement.body, plan), _definitions(statement.orelse, plan)
             if body or orelse:  # `if use_gpu: model = model.cuda()` keeps nothing: its test need not run
-                kept.append(_guarded(ast.If(test=statement.test, body=body or [ast.Pass()], orelse=orelse)))
+                kept.append(plan.guarded(ast.copy_location(ast.If(statement.test, body or [ast.Pass()], orelse), statement)))
+        else:
+            plan.skip(statement)
     return kept
 
 
+class _Plan:
+    """One module's definitions-only plan: the kept statements that may be run again, by line, and the
+    skipped assignments (at top level or in a kept `if`/`try`), by the names they bind (each run at
+    most once, on demand)."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.kept: dict[int, ast.stmt] = {}
+        self.skipped: dict[str, ast.stmt] = {}
+        self.demanded: set[str] = set()
+
+    def guarded(self, statement: ast.stmt) -> ast.Try:
+        self.kept[statement.lineno] = statement
+        return _guarded(statement, self.filename)
+
+    def skip(self, statement: ast.stmt) -> None:
+        if isinstance(statement, ast.Assign):
+            targets = [t for target in statement.targets for t in (target.elts if isinstance(target, ast.Tuple) else [target])]
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            targets = [statement.target]
+        else:
+            return  # calls, loops, `with`, the __main__ block: never run
+        for target in targets:
+            if isinstance(target, ast.Name):
+                self.skipped.setdefault(target.id, statement)
+
+    def run(self, statement: ast.stmt, namespace: dict) -> None:
+        """`statement` alone in the module's namespace, first running the skipped assignments it needs."""
+        code = compile(ast.fix_missing_locations(ast.Module([statement], [])), self.filename, "exec")
+        while True:
+            try:
+                exec(code, namespace)
+                return
+            except Exception as error:
+                if not _demand(error):
+                    raise
+
+
+_PLANS: dict[str, _Plan] = {}  # by file name, for `_retry` and `_demand`
+
+
+def _demand(error: BaseException) -> bool:
+    """When `error` is a NameError for a global of a definitions-only module that one of its skipped
+    assignments binds (`_autowrap = set()`, `opt = Config()`), run that assignment (once) and say so."""
+    if not isinstance(error, NameError) or not error.name or error.__traceback__ is None:
+        return False
+    trace = error.__traceback__
+    while trace.tb_next is not None:
+        trace = trace.tb_next
+    frame = trace.tb_frame
+    plan = _PLANS.get(frame.f_code.co_filename)
+    if plan is None or error.name not in plan.skipped or error.name in plan.demanded:
+        return False
+    plan.demanded.add(error.name)
+    assignment = plan.skipped[error.name]
+    try:
+        plan.run(assignment, frame.f_globals)
+    except MissingModuleUsed as missing:  # computed from a stand-in: a stand-in too
+        _bind_stand_ins(assignment, frame.f_globals, missing)
+    except (Exception, SystemExit):  # `args = parser.parse_args()` exits: the name stays unbound
+        return False
+    return error.name in frame.f_globals
+
+
+def _retry(error: Exception, filename: str, line: int, namespace: dict) -> None:
+    """A kept statement failed: run it again once what it needs is bound (`_demand`). One that fails
+    for a package not installed binds stand-ins instead (`class Crop(nn.Module)` whose body uses
+    torchvision's InterpolationMode: importing it still works, using it names torchvision); any other
+    failure drops it."""
+    plan = _PLANS.get(filename)
+    statement = plan.kept.get(line) if plan is not None else None
+    if statement is None:
+        return
+    try:
+        if _demand(error):
+            plan.run(statement, namespace)
+            return
+    except MissingModuleUsed as missing:
+        error = missing
+    except Exception:
+        return
+    if isinstance(error, MissingModuleUsed):
+        _bind_stand_ins(statement, namespace, error)
+
+
+def _bind_stand_ins(statement: ast.stmt, namespace: dict, missing: MissingModuleUsed) -> None:
+    """The names `statement` defines or assigns, bound to the stand-in whose use stopped it."""
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        names = [statement.name]
+    elif isinstance(statement, (ast.Assign, ast.AnnAssign)):
+        targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+        names = [node.id for target in targets for node in ast.walk(target) if isinstance(node, ast.Name)]
+    else:
+        return
+    for name in names:
+        namespace[name] = _stand_in(missing.name)
+
+
+def _skipped_attribute(module: types.ModuleType, name: str):
+    """A definitions-only module's `__getattr__`: `from utils.config import opt` runs `opt = Config()`."""
+    plan = _PLANS.get(getattr(module, "__file__", None) or "")
+    if plan is not None and name in plan.skipped and name not in plan.demanded:
+        plan.demanded.add(name)
+        try:
+            plan.run(plan.skipped[name], module.__dict__)
+        except (Exception, SystemExit):
+            pass
+    if name in module.__dict__:
+        return module.__dict__[name]
+    raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}")
+
+
 def definitions_only(source: str | bytes, filename: str):
-    """The module's code object with only its definitions (see the module docstring); line numbers kept."""
+    """The module's code object with only its definitions (see the module docstring); line numbers kept.
+    A skipped top-level assignment runs when a kept statement needs it (`_demand`)."""
     tree = ast.parse(source, filename)
-    tree.body = _definitions(tree.body)
+    plan = _PLANS[filename] = _Plan(filename)
+    tree.body = _definitions(tree.body, plan)
     return compile(ast.fix_missing_locations(tree), filename, "exec")
 
 
 class _DefinitionsLoader(importlib.machinery.SourceFileLoader):
     def source_to_code(self, data, path, *, _optimize=-1):
         return definitions_only(data, path)
+
+    def exec_module(self, module) -> None:
+        super().exec_module(module)
+        if "__getattr__" not in module.__dict__:  # an importer may need a skipped assignment's name
+            module.__getattr__ = functools.partial(_skipped_attribute, module)
 
     def get_code(self, fullname):
         # Skip the bytecode cache: a cached full module must never be run instead.
@@ -413,9 +550,14 @@ def install_stand_ins(roots: list[Path], files: set[str]) -> None:
 
 
 def _top_level_names(path: Path, root: Path) -> list[str]:
-    """The names under which `path` or a directory above it (up to `root`) can be imported at top level:
-    each one whose directory is not a package. A module inside a package (`d2l/jax.py`,
-    `utils/datasets.py` beside an `__init__.py`) does not shadow the package it is named after:
-    `import jax` is the third-party package."""
+    """The names under which `path` or a package above it (up to `root`) can be imported at top level:
+    the file's stem when its directory is not a package, and each package (a directory with an
+    `__init__.py`) whose parent is not one. A module inside a package (`d2l/jax.py`, `utils/datasets.py`
+    beside an `__init__.py`) does not shadow the package it is named after, nor does a directory of
+    scripts (`examples/transformers/`): `import jax`, `import transformers` are the third-party packages."""
     parts = path.relative_to(root).with_suffix("").parts
-    return [part for depth, part in enumerate(parts) if not (root.joinpath(*parts[:depth]) / "__init__.py").is_file()]
+    package = [(root.joinpath(*parts[: depth + 1]) / "__init__.py").is_file() for depth in range(len(parts) - 1)] + [True]
+    return [
+        part for depth, part in enumerate(parts)
+        if package[depth] and (depth == 0 or not package[depth - 1])
+    ]  # fmt: skip
