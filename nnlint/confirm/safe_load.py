@@ -435,20 +435,36 @@ class _StandInFinder(importlib.abc.MetaPathFinder):
     """Last on sys.meta_path: asked only for what no other finder found (see above)."""
 
     roots: list[Path] = []
-    project_names: frozenset[str] = frozenset()
+    project_names: dict[str, set[Path]] = {}  # a top-level module name of the project -> the directories holding it
 
     def find_spec(self, fullname, path=None, target=None):
         top = fullname.partition(".")[0]
         importer = _importer()
         if importer is None or not _under(importer.f_code.co_filename, self.roots):
             return None  # torch's or an installed package's optional import: it must fail as usual
+        if top in self.project_names and "." not in fullname:
+            return self._where_it_lies(fullname, Path(importer.f_code.co_filename))
         if top not in STOOD_IN:
-            if "." in fullname or top in _NEVER or top in self.project_names:
-                return None  # a submodule missing from a real package, torch, the project's own module
+            if "." in fullname or top in _NEVER:
+                return None  # a submodule missing from a real package, torch
             if _guarded_import(importer.f_code.co_filename, importer.f_lineno):
                 return None  # `try: import apex except ImportError:` has its own fallback
             STOOD_IN.append(top)
         return importlib.machinery.ModuleSpec(fullname, _StandInLoader(), is_package=True)
+
+    def _where_it_lies(self, name: str, importer: Path):
+        """A module of the project that is not importable from here, loaded from where it lies: the
+        directory nearest above the importer that holds it (`sys.path.insert(0, "..")` in a notebook),
+        else the only one (`sys.path.append("../../helpers")`). Several elsewhere: an import error."""
+        places = self.project_names[name]
+        above = [place for place in places if importer.is_relative_to(place)]
+        if not above and len(places) != 1:
+            return None
+        place = max(above, key=lambda place: len(place.parts)) if above else next(iter(places))
+        spec = importlib.machinery.PathFinder.find_spec(name, [str(place)])
+        if spec is not None and spec.origin and spec.origin.endswith(".py"):
+            spec.loader = _DefinitionsLoader(name, spec.origin)
+        return spec
 
 
 class _InstalledModuleFinder(importlib.abc.MetaPathFinder):
@@ -538,19 +554,21 @@ def _guarded_import(filename: str, line: int) -> bool:
 def install_stand_ins(roots: list[Path], files: set[str]) -> None:
     """Stand-ins for the packages the project's files import but are not installed (see above)."""
     _StandInFinder.roots = [root.resolve() for root in roots]
-    names = set()
+    names: dict[str, set[Path]] = {}
     for file in files:  # a module of the project is never stood in, even when it is not importable from here
         path = Path(file).resolve()
         root = next((root for root in _StandInFinder.roots if path.is_relative_to(root)), path.parent)
-        names.update(_top_level_names(path, root))
-    _StandInFinder.project_names = frozenset(names)
+        for name, directory in _top_level_names(path, root):
+            names.setdefault(name, set()).add(directory)
+    _StandInFinder.project_names = names
     if not any(isinstance(finder, _StandInFinder) for finder in sys.meta_path):
         sys.meta_path.append(_StandInFinder())
         sys.meta_path.insert(0, _InstalledModuleFinder())
 
 
-def _top_level_names(path: Path, root: Path) -> list[str]:
-    """The names under which `path` or a package above it (up to `root`) can be imported at top level:
+def _top_level_names(path: Path, root: Path) -> list[tuple[str, Path]]:
+    """The names under which `path` or a package above it (up to `root`) can be imported at top level,
+    with the directory that holds each:
     the file's stem when its directory is not a package, and each package (a directory with an
     `__init__.py`) whose parent is not one. A module inside a package (`d2l/jax.py`, `utils/datasets.py`
     beside an `__init__.py`) does not shadow the package it is named after, nor does a directory of
@@ -558,6 +576,6 @@ def _top_level_names(path: Path, root: Path) -> list[str]:
     parts = path.relative_to(root).with_suffix("").parts
     package = [(root.joinpath(*parts[: depth + 1]) / "__init__.py").is_file() for depth in range(len(parts) - 1)] + [True]
     return [
-        part for depth, part in enumerate(parts)
+        (part, root.joinpath(*parts[:depth])) for depth, part in enumerate(parts)
         if package[depth] and (depth == 0 or not package[depth - 1])
     ]  # fmt: skip
