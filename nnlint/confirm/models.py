@@ -89,15 +89,22 @@ def parse_input_spec(text: str) -> InputSpec:
     return InputSpec("float" if dtype == "float" else "long", dims, int(high) if high else None, "from config")
 
 
+_LAZY_CHANNELS, _LAZY_FEATURES = 3, 16  # the input assumed for a first layer that is lazy (nn.LazyConv2d, nn.LazyLinear)
+
+
 def infer_input(model: nn.Module, user_files: frozenset[str] | set[str] = frozenset()) -> InputSpec:
     """The input the model's first layer takes (DESIGN.md "Input inference")."""
     for name, layer in model.named_modules():
         where = f"from its first layer {name} ({type(layer).__name__})"
+        lazy = isinstance(layer, nn.modules.lazy.LazyModuleMixin) and layer.has_uninitialized_params()
+        if lazy:  # its input size is set by the first forward: any will do (0, its placeholder, would not)
+            where += f", its input size assumed ({_LAZY_CHANNELS} channels, {_LAZY_FEATURES} features)"
         if isinstance(layer, nn.modules.conv._ConvNd):
             spatial = len(layer.kernel_size)
-            return InputSpec("float", ["B", layer.in_channels, *"HWD"[:spatial]], origin=where)
+            channels = _LAZY_CHANNELS if lazy else layer.in_channels
+            return InputSpec("float", ["B", channels, *"HWD"[:spatial]], origin=where)
         if isinstance(layer, nn.Linear):
-            return InputSpec("float", ["B", layer.in_features], origin=where)
+            return InputSpec("float", ["B", _LAZY_FEATURES if lazy else layer.in_features], origin=where)
         if isinstance(layer, nn.Embedding):
             return InputSpec("long", ["B", "T"], high=layer.num_embeddings, origin=where)
         if isinstance(layer, nn.RNNBase):
