@@ -135,6 +135,11 @@ def run_one(python: str, repository: Path, timeout: float, legacy: bool) -> dict
         "confirm": report["stats"].get("confirm", {}),
         "findings": {status: statuses.get(status, 0) for status in STATUSES},
         "nn902": [{"path": e["path"], "message": e["message"]} for e in report["errors"] if e["code"] == "NN902"],
+        "judged": [  # what the confirm pass decided, to read
+            {"code": f["code"], "path": f["path"], "line": f["line"], "status": f["status"],
+             "evidence": (f["evidence"] or {}).get("summary", "")[:400]}
+            for f in report["findings"] if f["status"] != "suspected"
+        ],  # fmt: skip
         "nn901": sum(e["code"] == "NN901" for e in report["errors"]),
     }
 
