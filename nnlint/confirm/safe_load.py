@@ -13,10 +13,14 @@ skipped  every other top-level statement: calls (`main()`, `model = Net()`,
 
 A kept assignment, `if`, `def` or `class` that fails (its value, test, base
 or decorator names something skipped) is dropped too, as is an `if` left
-with nothing to run. Project modules imported by a loaded module are loaded the same way
-(`SafeImporter`); installed packages are imported normally, also from a
-virtualenv inside the project (`.venv/lib/python3.X/site-packages`); a package
-that is not installed gets a stand-in that fails only when used (`install_stand_ins`).
+with nothing to run, unless a skipped assignment binds what it needs: that
+assignment then runs, once, and the statement again (`_demand`); so does one
+whose name another module imports (`from utils.config import opt`). Project
+modules imported by a loaded module are loaded the same way (`SafeImporter`;
+one not importable from here, from where it lies in the project); installed
+packages are imported normally, also from a virtualenv inside the project
+(`.venv/lib/python3.X/site-packages`); a package that is not installed gets a
+stand-in that fails only when used (`install_stand_ins`).
 `[tool.nnlint.confirm] full-import = true` turns this off.
 """
 
@@ -27,9 +31,8 @@ import importlib.abc
 import importlib.machinery
 import sys
 import types
-import functools
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 _CALL_FREE = (
@@ -64,7 +67,8 @@ def _guarded(statement: ast.stmt, filename: str) -> ast.Try:
     """`statement`, dropped at run time if it fails (it names a skipped statement), unless what it
     needs is bound by a skipped assignment: `_retry` runs that, then the statement again."""
     error = "__nnlint_error__"
-    this_module = ast.Call(ast.Name("__import__", ast.Load()), [ast.Constant(__name__), ast.Constant(None), ast.Constant(None), ast.List([ast.Constant("_retry")], ast.Load())], [])
+    fromlist = ast.List([ast.Constant("_retry")], ast.Load())
+    this_module = ast.Call(ast.Name("__import__", ast.Load()), [ast.Constant(__name__), ast.Constant(None), ast.Constant(None), fromlist], [])
     retry = ast.Call(
         ast.Attribute(this_module, "_retry", ast.Load()),
         [ast.Name(error, ast.Load()), ast.Constant(filename), ast.Constant(statement.lineno), ast.Call(ast.Name("globals", ast.Load()), [], [])],
@@ -235,7 +239,7 @@ class _DefinitionsLoader(importlib.machinery.SourceFileLoader):
     def exec_module(self, module) -> None:
         super().exec_module(module)
         if "__getattr__" not in module.__dict__:  # an importer may need a skipped assignment's name
-            module.__getattr__ = functools.partial(_skipped_attribute, module)
+            module.__getattr__ = partial(_skipped_attribute, module)
 
     def get_code(self, fullname):
         # Skip the bytecode cache: a cached full module must never be run instead.
