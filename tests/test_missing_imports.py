@@ -18,6 +18,19 @@ PACKAGE = "not_installed_pkg_xyz"
 pytest.importorskip("torch")
 
 
+def confirm_project(directory: Path, files: dict[str, str]) -> dict:
+    """`nnlint --confirm --format json` on the files written in `directory`, a project of its own."""
+    (directory / "pyproject.toml").write_text("[tool.nnlint]\n")
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    previous = Path.cwd()
+    try:
+        os.chdir(directory)
+        return invoke(*files, "--confirm", "--format", "json").json()
+    finally:
+        os.chdir(previous)
+
+
 @pytest.fixture(scope="module")
 def report():
     previous = Path.cwd()
@@ -98,8 +111,7 @@ def test_an_installed_module_that_needs_a_missing_package_is_stood_in_naming_tha
     fails inside torch; a model that never writes a log is probed, one that builds a writer is an NN902."""
     if importlib.util.find_spec("tensorboard") is not None:
         pytest.skip("tensorboard is installed here")
-    (tmp_path / "pyproject.toml").write_text("[tool.nnlint]\n")
-    (tmp_path / "model.py").write_text(
+    model = (
         "import torch.nn.functional as F\n"
         "from torch import nn\n"
         "from torch.utils.tensorboard import SummaryWriter\n"
@@ -121,12 +133,7 @@ def test_an_installed_module_that_needs_a_missing_package_is_stood_in_naming_tha
         "    def forward(self, x):\n"
         "        return self.fc(x)\n"
     )
-    previous = Path.cwd()
-    try:
-        os.chdir(tmp_path)
-        report = invoke("model.py", "--confirm", "--format", "json").json()
-    finally:
-        os.chdir(previous)
+    report = confirm_project(tmp_path, {"model.py": model})
     [finding] = report["findings"]
     assert (finding["line"], finding["code"], finding["status"]) == (12, "NN301", "confirmed")
     assert finding["evidence"]["stand_ins"] == ["tensorboard"]
@@ -181,9 +188,8 @@ def test_an_import_guarded_by_except_import_error_is_left_to_fail(tmp_path):
 def test_what_a_model_file_imports_or_computes_at_load_time_is_run_on_demand_or_stood_in(tmp_path):
     """`from config import opt` runs the skipped `opt = Config()`; a value computed from a stand-in is a
     stand-in: the class that only stores it is built, the one that uses it is an NN902 naming the package."""
-    (tmp_path / "pyproject.toml").write_text("[tool.nnlint]\n")
-    (tmp_path / "config.py").write_text("class Config:\n    width = 16\n\n\nopt = Config()\n")
-    (tmp_path / "model.py").write_text(
+    config = "class Config:\n    width = 16\n\n\nopt = Config()\n"
+    model = (
         "import torch.nn.functional as F\n"
         "from torch import nn\n"
         f"import {PACKAGE} as tv\n"
@@ -209,12 +215,7 @@ def test_what_a_model_file_imports_or_computes_at_load_time_is_run_on_demand_or_
         "    def forward(self, x):\n"
         "        return self.fc(x)\n"
     )
-    previous = Path.cwd()
-    try:
-        os.chdir(tmp_path)
-        report = invoke("model.py", "--confirm", "--format", "json").json()
-    finally:
-        os.chdir(previous)
+    report = confirm_project(tmp_path, {"config.py": config, "model.py": model})
     [finding] = report["findings"]
     assert (finding["line"], finding["code"], finding["status"]) == (17, "NN301", "confirmed")
     assert finding["evidence"]["model"] == "Crop" and "float[5, 16]" in finding["evidence"]["summary"]
@@ -222,3 +223,29 @@ def test_what_a_model_file_imports_or_computes_at_load_time_is_run_on_demand_or_
     assert error["reason"] == (
         f"model UsesModes needs `{PACKAGE}` (not installed), used at model.py:23 (`{PACKAGE}.InterpolationMode`)"
     )
+
+
+def test_a_constructor_call_whose_arguments_come_from_a_missing_package_is_not_used_to_build(tmp_path):
+    """`NBoW(300, PAD)` with `PAD = vocab["<pad>"]` of a torchtext vocabulary (bentrevett's notebooks):
+    the model itself needs nothing missing, so no NN902; the call gives it no usable arguments, so it is
+    not built, as when the project passes names nnlint cannot see."""
+    model = (
+        "from torch import nn\n"
+        f"import {PACKAGE} as torchtext\n"
+        "\n"
+        "vocab = torchtext.vocab.build_vocab_from_iterator([])\n"
+        "PAD = vocab['<pad>']\n"
+        "\n\n"
+        "class NBoW(nn.Module):\n"
+        "    def __init__(self, dim, pad_index):\n"
+        "        super().__init__()\n"
+        "        self.embedding = nn.Embedding(1000, dim, padding_idx=pad_index)\n"
+        "\n"
+        "    def forward(self, ids):\n"
+        "        return self.embedding(ids).mean(dim=1)\n"
+        "\n\n"
+        "model = NBoW(300, PAD)\n"
+    )
+    report = confirm_project(tmp_path, {"model.py": model})
+    assert report["errors"] == []
+    assert report["stats"]["confirm"] == {"files": 1, "models": 1, "built": 0, "probed": 0}

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from nnlint.confirm.project import NAME_ARGUMENT
-from nnlint.confirm.safe_load import MissingModuleUsed
+from nnlint.confirm.safe_load import MissingModuleUsed, is_stand_in
 
 # Two probes per model: the second, with other sizes, before a shape verdict is final.
 PROBE_BATCHES = (5, 3)
@@ -177,10 +177,13 @@ def _is_name(value: Any) -> bool:
 
 def _with_names_resolved(maker: Callable, args: list, kwargs: dict) -> tuple[list, dict] | None:
     """The call's arguments, its names (`BasicBlock`) looked up in the module that defines `maker`;
-    None when one is not found there (a local variable of the calling function)."""
+    None when one is not found there (a local variable of the calling function) or is a stand-in for
+    a package that is not installed (`vocab_size = len(vocab)`, a torchtext vocabulary: the call says
+    nothing about the model then)."""
     module = sys.modules.get(getattr(maker, "__module__", ""))
     namespace = vars(module) if module is not None else {}
-    if any(_is_name(value) and value[NAME_ARGUMENT] not in namespace for value in [*args, *kwargs.values()]):
+    names = [value[NAME_ARGUMENT] for value in [*args, *kwargs.values()] if _is_name(value)]
+    if any(name not in namespace or is_stand_in(namespace[name]) for name in names):
         return None
 
     def resolve(value: Any) -> Any:

@@ -414,6 +414,11 @@ def _stand_in(name: str) -> type:
     return _STAND_INS[name]
 
 
+def is_stand_in(value) -> bool:
+    """Whether `value` is a stand-in for something of a package that is not installed."""
+    return isinstance(value, (_Missing, _MissingModule))
+
+
 class _MissingModule(types.ModuleType):
     """A stand-in module (a package: its submodules are stand-ins too)."""
 
