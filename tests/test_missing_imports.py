@@ -188,12 +188,20 @@ def test_an_import_guarded_by_except_import_error_is_left_to_fail(tmp_path):
 def test_what_a_model_file_imports_or_computes_at_load_time_is_run_on_demand_or_stood_in(tmp_path):
     """`from config import opt` runs the skipped `opt = Config()`; a value computed from a stand-in is a
     stand-in: the class that only stores it is built, the one that uses it is an NN902 naming the package."""
-    config = "class Config:\n    width = 16\n\n\nopt = Config()\n"
+    config = (
+        f"from {PACKAGE}.version import Version\n"
+        "\n\n"
+        "class Config:\n"
+        "    width = 16\n"
+        "\n\n"
+        "opt = Config()\n"
+        "NEW_TORCH = Version('2.13') > Version('1.12')\n"  # imported by model.py: a stand-in, unused
+    )
     model = (
         "import torch.nn.functional as F\n"
         "from torch import nn\n"
         f"import {PACKAGE} as tv\n"
-        "from config import opt\n"
+        "from config import NEW_TORCH, opt\n"
         "\n"
         "MODES = list(tv.InterpolationMode)\n"
         "\n\n"

@@ -164,15 +164,21 @@ def _demand(error: BaseException) -> bool:
     plan = _PLANS.get(frame.f_code.co_filename)
     if plan is None or error.name not in plan.skipped or error.name in plan.demanded:
         return False
-    plan.demanded.add(error.name)
-    assignment = plan.skipped[error.name]
-    try:
-        plan.run(assignment, frame.f_globals)
-    except MissingModuleUsed as missing:  # computed from a stand-in: a stand-in too
-        _bind_stand_ins(assignment, frame.f_globals, missing)
-    except (Exception, SystemExit):  # `args = parser.parse_args()` exits: the name stays unbound
-        return False
+    _run_skipped(plan, error.name, frame.f_globals)
     return error.name in frame.f_globals
+
+
+def _run_skipped(plan: _Plan, name: str, namespace: dict) -> None:
+    """The skipped assignment that binds `name`, run once; computed from a stand-in, its names are
+    stand-ins too; any other failure leaves them unbound (`args = parser.parse_args()` exits)."""
+    plan.demanded.add(name)
+    assignment = plan.skipped[name]
+    try:
+        plan.run(assignment, namespace)
+    except MissingModuleUsed as missing:
+        _bind_stand_ins(assignment, namespace, missing)
+    except (Exception, SystemExit):
+        pass
 
 
 def _retry(error: Exception, filename: str, line: int, namespace: dict) -> None:
@@ -213,11 +219,7 @@ def _skipped_attribute(module: types.ModuleType, name: str):
     """A definitions-only module's `__getattr__`: `from utils.config import opt` runs `opt = Config()`."""
     plan = _PLANS.get(getattr(module, "__file__", None) or "")
     if plan is not None and name in plan.skipped and name not in plan.demanded:
-        plan.demanded.add(name)
-        try:
-            plan.run(plan.skipped[name], module.__dict__)
-        except (Exception, SystemExit):
-            pass
+        _run_skipped(plan, name, module.__dict__)
     if name in module.__dict__:
         return module.__dict__[name]
     raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}")
