@@ -67,6 +67,7 @@ class RunResult:
     files: int = 0
     lines: int = 0
     seconds: float = 0.0
+    confirm: dict[str, int] | None = None  # with --confirm: files probed, models found, built and probed
 
 
 def display_path(path: Path, cwd: Path) -> str:

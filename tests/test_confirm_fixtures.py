@@ -69,6 +69,8 @@ EXPECTED_STATUS = {
     ("confirm/activations/train.py", 21, "NN501"): "unverifiable",  # softmax written in the script, not the model
     ("confirm/missing_imports/plain_model.py", 36, "NN301"): "confirmed",  # its imports not installed: stood in
     ("confirm/missing_imports/uses_missing.py", 15, "NN301"): "unverifiable",  # Backbone needs the missing package
+    ("confirm/missing_imports/backends/not_installed_pkg_xyz.py", 16, "NN301"): "confirmed",  # named after it, stood in
+    ("confirm/missing_imports/project_module.py", 16, "NN301"): "confirmed",  # its vendored module found where it lies
     ("confirm/forks/model.py", 47, "NN301"): "confirmed",  # its processes and thread are ended with the probe
 }
 
@@ -100,7 +102,6 @@ def test_a_crash_is_an_nn902_naming_the_signal_and_the_users_frame(confirmed_rep
         "confirm/hostile/crash_in_forward.py": "NN902",
         "confirm/hostile/huge_model.py": "NN902",  # the probes that need numbers did not run
         "confirm/missing_imports/uses_missing.py": "NN902",  # its models use a package not installed
-        "confirm/missing_imports/project_module.py": "NN902",  # a project module is never stood in
     }
     crash = errors["confirm/hostile/crash_in_forward.py"]
     assert "SIGSEGV" in crash["message"]

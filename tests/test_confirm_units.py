@@ -126,3 +126,35 @@ def test_a_split_reorder_names_the_view_and_transpose_that_were_meant():
 def test_a_merge_and_split_in_memory_order_is_not_a_reorder_where_small_sizes_coincide():
     # timm mobilevit's unfold: (B, C, H, W) -> (B*C*n_h, p_h, n_w, p_w) with H = 4, W = 2, patches 2x2.
     assert decode((5, 80, 4, 2), (800, 2, 1, 2)).kind == AMBIGUOUS
+
+
+def test_a_skipped_assignment_runs_when_a_kept_statement_needs_it_and_only_then():
+    namespace = _run_definitions(
+        """
+        _registry = make_registry()  # a call: skipped, until the decorator below needs it
+
+        def make_registry():
+            return []
+
+        def register(fn):
+            _registry.append(fn)
+            return fn
+
+        @register
+        def op():
+            pass
+
+        IMAGENET_STD = tuple([0.225] * 3)  # builtins that only build a value are kept
+        opt = Config()  # nothing needs it while loading: skipped
+        model = train()  # never needed: never runs
+
+        class Config:
+            pass
+
+        def train():
+            raise SystemExit("trained")
+        """
+    )
+    assert namespace["_registry"] == [namespace["op"]]
+    assert namespace["IMAGENET_STD"] == (0.225, 0.225, 0.225)
+    assert "opt" not in namespace and "model" not in namespace

@@ -71,6 +71,7 @@ def _run_job(job: dict, project: dict, on_model: Callable[[str], None]) -> dict:
         "verdicts": verdicts,
         "runtime_findings": [vars(f) for f in found],
         "failure": "; ".join(failed) or None,
+        "models": session.model_counts(),
         **session.pass_counts(),
     }
 

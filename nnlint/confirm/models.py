@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from nnlint.confirm.project import NAME_ARGUMENT
-from nnlint.confirm.safe_load import MissingModuleUsed
+from nnlint.confirm.safe_load import MissingModuleUsed, is_stand_in
 
 # Two probes per model: the second, with other sizes, before a shape verdict is final.
 PROBE_BATCHES = (5, 3)
@@ -89,15 +89,22 @@ def parse_input_spec(text: str) -> InputSpec:
     return InputSpec("float" if dtype == "float" else "long", dims, int(high) if high else None, "from config")
 
 
+_LAZY_CHANNELS, _LAZY_FEATURES = 3, 16  # the input assumed for a first layer that is lazy (nn.LazyConv2d, nn.LazyLinear)
+
+
 def infer_input(model: nn.Module, user_files: frozenset[str] | set[str] = frozenset()) -> InputSpec:
     """The input the model's first layer takes (DESIGN.md "Input inference")."""
     for name, layer in model.named_modules():
         where = f"from its first layer {name} ({type(layer).__name__})"
+        lazy = isinstance(layer, nn.modules.lazy.LazyModuleMixin) and layer.has_uninitialized_params()
+        if lazy:  # its input size is set by the first forward: any will do (0, its placeholder, would not)
+            where += f", its input size assumed ({_LAZY_CHANNELS} channels, {_LAZY_FEATURES} features)"
         if isinstance(layer, nn.modules.conv._ConvNd):
             spatial = len(layer.kernel_size)
-            return InputSpec("float", ["B", layer.in_channels, *"HWD"[:spatial]], origin=where)
+            channels = _LAZY_CHANNELS if lazy else layer.in_channels
+            return InputSpec("float", ["B", channels, *"HWD"[:spatial]], origin=where)
         if isinstance(layer, nn.Linear):
-            return InputSpec("float", ["B", layer.in_features], origin=where)
+            return InputSpec("float", ["B", _LAZY_FEATURES if lazy else layer.in_features], origin=where)
         if isinstance(layer, nn.Embedding):
             return InputSpec("long", ["B", "T"], high=layer.num_embeddings, origin=where)
         if isinstance(layer, nn.RNNBase):
@@ -170,10 +177,13 @@ def _is_name(value: Any) -> bool:
 
 def _with_names_resolved(maker: Callable, args: list, kwargs: dict) -> tuple[list, dict] | None:
     """The call's arguments, its names (`BasicBlock`) looked up in the module that defines `maker`;
-    None when one is not found there (a local variable of the calling function)."""
+    None when one is not found there (a local variable of the calling function) or is a stand-in for
+    a package that is not installed (`vocab_size = len(vocab)`, a torchtext vocabulary: the call says
+    nothing about the model then)."""
     module = sys.modules.get(getattr(maker, "__module__", ""))
     namespace = vars(module) if module is not None else {}
-    if any(_is_name(value) and value[NAME_ARGUMENT] not in namespace for value in [*args, *kwargs.values()]):
+    names = [value[NAME_ARGUMENT] for value in [*args, *kwargs.values()] if _is_name(value)]
+    if any(name not in namespace or is_stand_in(namespace[name]) for name in names):
         return None
 
     def resolve(value: Any) -> Any:

@@ -18,7 +18,7 @@ from nnlint.confirm.intercept import Site
 from nnlint.confirm.protocol import RuntimeFinding
 
 if TYPE_CHECKING:
-    from nnlint.confirm.session import ProbeSession
+    from nnlint.confirm.session import ModelRecord, ProbeSession
 
 _CUMULATIVE = frozenset({"cumsum", "cumprod", "logcumsumexp", "cummax", "cummin"})  # a scan reads a dim as time
 
@@ -109,9 +109,10 @@ def _suspect_layers(module: nn.Module) -> str:
     return f"; suspects: {', '.join(suspects[:3])}" if suspects else ""
 
 
-def per_sample_findings(session: ProbeSession, static_findings: list[dict]) -> list[RuntimeFinding]:
-    """NN102 at each reduction over the batch that the outputs depend on (else at forward()), when the
-    probe's batch dim is certain; NN103 at forward() of a model declared causal that looks ahead."""
+def per_sample_findings(session: ProbeSession, record: ModelRecord, static_findings: list[dict]) -> list[RuntimeFinding]:
+    """On one model: NN102 at each reduction over the batch that the outputs depend on (else at
+    forward()), when the probe's batch dim is certain; NN103 at forward() of a model declared causal
+    that looks ahead."""
     judged = {(f["path"], f["line"]) for f in static_findings if f["code"] == "NN102"}
     found: dict[tuple[str, Site], RuntimeFinding] = {}
 
@@ -120,27 +121,26 @@ def per_sample_findings(session: ProbeSession, static_findings: list[dict]) -> l
         if site is not None and session.owns(site.path) and (code, site) not in found:
             found[code, site] = RuntimeFinding(code, site.path, site.line, message, evidence, data)
 
-    for record in session.models:
-        # On a 2-d probe, dim 0 may not be the batch at all (one unbatched sequence that attention reads
-        # over dim 0): what the model does with dim 0 decides (`two_d_reading`).
-        spec, reading = record.probe.spec, ""
-        two_d = not _batch_certain(spec) and _features_2d(spec)
-        coupling = session.batch_coupling(record) if _batch_certain(spec) or two_d else None
-        if coupling is not None and coupling.mixes and two_d:
-            batch, why = two_d_reading(record.probe.module, coupling)
-            coupling, reading = (coupling if batch else None), f" ({spec.describe(spec.sizes(0))} {why})"
-        if coupling is not None and coupling.mixes:
-            for call in coupling.mixing_calls:
-                if (call.site.path, call.site.line) not in judged:
-                    evidence = f"{coupling.evidence()}, through {call.describe()} at this line{reading}"
-                    message = f"`{call.call}` over the batch dim mixes samples"
-                    add("NN102", call.site, message, evidence, coupling.data())
-            if not coupling.mixing_calls and not _judged_in_forward(record.probe.module, judged):
-                evidence = coupling.evidence() + _suspect_layers(record.probe.module)
-                message = "forward() mixes samples of the batch"
-                add("NN102", forward_site(record.probe.module), message, evidence, coupling.data())
-        if record.probe.causal:
-            leak = session.causal_leak(record)
-            if leak.leaks:
-                add("NN103", forward_site(record.probe.module), leak.message(), leak.evidence(), leak.data())
+    # On a 2-d probe, dim 0 may not be the batch at all (one unbatched sequence that attention reads
+    # over dim 0): what the model does with dim 0 decides (`two_d_reading`).
+    spec, reading = record.probe.spec, ""
+    two_d = not _batch_certain(spec) and _features_2d(spec)
+    coupling = session.batch_coupling(record) if _batch_certain(spec) or two_d else None
+    if coupling is not None and coupling.mixes and two_d:
+        batch, why = two_d_reading(record.probe.module, coupling)
+        coupling, reading = (coupling if batch else None), f" ({spec.describe(spec.sizes(0))} {why})"
+    if coupling is not None and coupling.mixes:
+        for call in coupling.mixing_calls:
+            if (call.site.path, call.site.line) not in judged:
+                evidence = f"{coupling.evidence()}, through {call.describe()} at this line{reading}"
+                message = f"`{call.call}` over the batch dim mixes samples"
+                add("NN102", call.site, message, evidence, coupling.data())
+        if not coupling.mixing_calls and not _judged_in_forward(record.probe.module, judged):
+            evidence = coupling.evidence() + _suspect_layers(record.probe.module)
+            message = "forward() mixes samples of the batch"
+            add("NN102", forward_site(record.probe.module), message, evidence, coupling.data())
+    if record.probe.causal:
+        leak = session.causal_leak(record)
+        if leak.leaks:
+            add("NN103", forward_site(record.probe.module), leak.message(), leak.evidence(), leak.data())
     return [found[key] for key in sorted(found, key=lambda key: (Path(key[1].path).name, key[1].line, key[0]))]

@@ -24,8 +24,9 @@ def _base_name(base: ast.expr) -> str:
     return base.attr if isinstance(base, ast.Attribute) else base.id if isinstance(base, ast.Name) else ""
 
 
-def model_files(trees: dict[Path, ast.Module]) -> list[Path]:
-    """Files defining a class that derives, through the project's own classes, from a `...Module` base."""
+def model_classes(trees: dict[Path, ast.Module]) -> dict[Path, int]:
+    """By file, how many classes derive, through the project's own classes, from a `...Module` base
+    (files with none left out)."""
     bases = {
         node.name: [_base_name(base) for base in node.bases]
         for tree in trees.values()
@@ -38,10 +39,11 @@ def model_files(trees: dict[Path, ast.Module]) -> list[Path]:
             return True
         return name in bases and name not in seen and any(is_model(b, seen | {name}) for b in bases[name])
 
-    return [
-        path for path, tree in trees.items()
-        if any(isinstance(node, ast.ClassDef) and is_model(node.name) for node in ast.walk(tree))
-    ]  # fmt: skip
+    counts = {
+        path: sum(isinstance(node, ast.ClassDef) and is_model(node.name) for node in ast.walk(tree))
+        for path, tree in trees.items()
+    }
+    return {path: count for path, count in counts.items() if count}
 
 
 def constructor_calls(trees: dict[Path, ast.Module], display: dict[Path, str]) -> dict[str, list[dict[str, Any]]]:
@@ -79,6 +81,7 @@ def _is_json(*values: Any) -> bool:
     return True
 
 
-def read_project(files: list[Path], display: dict[Path, str]) -> tuple[list[Path], dict[str, list[dict[str, Any]]]]:
+def read_project(files: list[Path], display: dict[Path, str]) -> tuple[dict[Path, int], dict[str, list[dict[str, Any]]]]:
+    """(model classes by file, as `model_classes`; the constructor calls, as `constructor_calls`)."""
     trees = {path: tree for path in files if (tree := _parse(path)) is not None}
-    return model_files(trees), constructor_calls(trees, display)
+    return model_classes(trees), constructor_calls(trees, display)

@@ -45,6 +45,7 @@ class Confirmation:
     diagnostics: list[Diagnostic]
     passes: dict[str, dict[str, dict[str, int]]]  # file -> model -> forward/backward counts (for the bench)
     costs: dict[str, dict[str, dict]] = field(default_factory=dict)  # file -> model -> passes by check, fit forwards
+    stats: dict[str, int] = field(default_factory=dict)  # the JSON report's `stats.confirm` (`confirm_stats`)
 
 
 def torch_available() -> bool:
@@ -124,7 +125,17 @@ def confirm(
             judged.append(found)
     judged = [f for f in judged if show_refuted or f.status != REFUTED]
     judged.sort(key=lambda f: f.sort_key)
-    return Confirmation(judged, diagnostics, passes, costs)
+    found = sum(model_files.get(by_absolute.get(job["path"]), 0) for job in jobs)
+    return Confirmation(judged, diagnostics, passes, costs, confirm_stats(len(jobs), found, outcomes))
+
+
+def confirm_stats(files: int, found: int, outcomes: list[JobOutcome]) -> dict[str, int]:
+    """How far the pass got: files probed, model classes they define (`project.model_classes`), models
+    built (fitted to a probe input) and probed (every universal probe ran); a file whose probe failed
+    (NN902) counts none built."""
+    counts = [outcome.result.get("models", {}) for outcome in outcomes if outcome.result is not None]
+    built, probed = (sum(count.get(key, 0) for count in counts) for key in ("built", "probed"))
+    return {"files": files, "models": found, "built": built, "probed": probed}
 
 
 class _Progress:
@@ -210,5 +221,6 @@ def confirm_run(result, files: list[Path], settings: Settings, cwd: Path, show_r
     confirmation = confirm(result.findings, files, settings, display, show_refuted, progress)
     result.seconds += time.perf_counter() - started
     result.findings = confirmation.findings
+    result.confirm = confirmation.stats
     result.diagnostics = sorted(result.diagnostics + confirmation.diagnostics, key=lambda d: d.sort_key)
     return result

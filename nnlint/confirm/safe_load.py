@@ -13,10 +13,14 @@ skipped  every other top-level statement: calls (`main()`, `model = Net()`,
 
 A kept assignment, `if`, `def` or `class` that fails (its value, test, base
 or decorator names something skipped) is dropped too, as is an `if` left
-with nothing to run. Project modules imported by a loaded module are loaded the same way
-(`SafeImporter`); installed packages are imported normally, also from a
-virtualenv inside the project (`.venv/lib/python3.X/site-packages`); a package
-that is not installed gets a stand-in that fails only when used (`install_stand_ins`).
+with nothing to run, unless a skipped assignment binds what it needs: that
+assignment then runs, once, and the statement again (`_demand`); so does one
+whose name another module imports (`from utils.config import opt`). Project
+modules imported by a loaded module are loaded the same way (`SafeImporter`;
+one not importable from here, from where it lies in the project); installed
+packages are imported normally, also from a virtualenv inside the project
+(`.venv/lib/python3.X/site-packages`); a package that is not installed gets a
+stand-in that fails only when used (`install_stand_ins`).
 `[tool.nnlint.confirm] full-import = true` turns this off.
 """
 
@@ -28,7 +32,7 @@ import importlib.machinery
 import sys
 import types
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 _CALL_FREE = (
@@ -39,10 +43,17 @@ _CALL_FREE = (
 )  # fmt: skip
 
 
+# Builtins that build a value from their arguments and run nothing else (`IMAGENET_STD = tuple([0.2] * 3)`,
+# `_registry = set()`): calls of these on call-free arguments are kept like constants.
+_PURE_BUILTINS = frozenset({"tuple", "list", "dict", "set", "frozenset", "int", "float", "str", "bool", "len", "range"})
+
+
 def _calls_nothing(expr: ast.AST | None) -> bool:
     """True for a value that runs no user code when evaluated; a lambda's body runs only when called."""
     if expr is None or isinstance(expr, ast.Lambda):
         return True
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id in _PURE_BUILTINS:
+        return all(_calls_nothing(argument) for argument in [*expr.args, *(k.value for k in expr.keywords)])
     return isinstance(expr, _CALL_FREE) and all(_calls_nothing(child) for child in ast.iter_child_nodes(expr))
 
 
@@ -52,53 +63,185 @@ def _is_main_guard(test: ast.expr) -> bool:
     return "__name__" in names and "__main__" in constants
 
 
-def _guarded(statement: ast.stmt) -> ast.Try:
-    """`statement`, dropped at run time if it fails (it names a skipped statement)."""
-    handler = ast.ExceptHandler(type=ast.Name("Exception", ast.Load()), name=None, body=[ast.Pass()])
+def _guarded(statement: ast.stmt, filename: str) -> ast.Try:
+    """`statement`, dropped at run time if it fails (it names a skipped statement), unless what it
+    needs is bound by a skipped assignment: `_retry` runs that, then the statement again."""
+    error = "__nnlint_error__"
+    fromlist = ast.List([ast.Constant("_retry")], ast.Load())
+    this_module = ast.Call(ast.Name("__import__", ast.Load()), [ast.Constant(__name__), ast.Constant(None), ast.Constant(None), fromlist], [])
+    retry = ast.Call(
+        ast.Attribute(this_module, "_retry", ast.Load()),
+        [ast.Name(error, ast.Load()), ast.Constant(filename), ast.Constant(statement.lineno), ast.Call(ast.Name("globals", ast.Load()), [], [])],
+        [],
+    )  # fmt: skip
+    handler = ast.ExceptHandler(type=ast.Name("Exception", ast.Load()), name=error, body=[ast.Expr(retry)])
     return ast.Try(body=[statement], handlers=[handler], orelse=[], finalbody=[])
 
 
-def _definitions(body: list[ast.stmt]) -> list[ast.stmt]:
+def _definitions(body: list[ast.stmt], plan: _Plan) -> list[ast.stmt]:
     kept: list[ast.stmt] = []
     for statement in body:
         if isinstance(statement, (ast.Import, ast.ImportFrom)):
             kept.append(statement)
         elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             # Guarded: a base or decorator may name a skipped statement (`class Pipe(namedtuple(...))`).
-            kept.append(_guarded(statement))
+            kept.append(plan.guarded(statement))
         elif isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
             kept.append(statement)  # the docstring
         elif isinstance(statement, (ast.Assign, ast.AnnAssign)) and _calls_nothing(statement.value):
-            kept.append(_guarded(statement))
+            kept.append(plan.guarded(statement))
         elif isinstance(statement, ast.Try):
             kept.append(
                 ast.Try(
-                    body=_definitions(statement.body) or [ast.Pass()],
+                    body=_definitions(statement.body, plan) or [ast.Pass()],
                     handlers=[
-                        ast.ExceptHandler(type=h.type, name=h.name, body=_definitions(h.body) or [ast.Pass()])
+                        ast.ExceptHandler(type=h.type, name=h.name, body=_definitions(h.body, plan) or [ast.Pass()])
                         for h in statement.handlers
                     ],
-                    orelse=_definitions(statement.orelse),
-                    finalbody=_definitions(statement.finalbody),
+                    orelse=_definitions(statement.orelse, plan),
+                    finalbody=_definitions(statement.finalbody, plan),
                 )
             )
         elif isinstance(statement, ast.If) and _calls_nothing(statement.test) and not _is_main_guard(statement.test):
-            body, orelse = _definitions(statement.body), _definitions(statement.orelse)
+            body, orelse = _definitions(statement.body, plan), _definitions(statement.orelse, plan)
             if body or orelse:  # `if use_gpu: model = model.cuda()` keeps nothing: its test need not run
-                kept.append(_guarded(ast.If(test=statement.test, body=body or [ast.Pass()], orelse=orelse)))
+                kept.append(plan.guarded(ast.copy_location(ast.If(statement.test, body or [ast.Pass()], orelse), statement)))
+        else:
+            plan.skip(statement)
     return kept
 
 
+class _Plan:
+    """One module's definitions-only plan: the kept statements that may be run again, by line, and the
+    skipped assignments (at top level or in a kept `if`/`try`), by the names they bind (each run at
+    most once, on demand)."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.kept: dict[int, ast.stmt] = {}
+        self.skipped: dict[str, ast.stmt] = {}
+        self.demanded: set[str] = set()
+
+    def guarded(self, statement: ast.stmt) -> ast.Try:
+        self.kept[statement.lineno] = statement
+        return _guarded(statement, self.filename)
+
+    def skip(self, statement: ast.stmt) -> None:
+        if isinstance(statement, ast.Assign):
+            targets = [t for target in statement.targets for t in (target.elts if isinstance(target, ast.Tuple) else [target])]
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            targets = [statement.target]
+        else:
+            return  # calls, loops, `with`, the __main__ block: never run
+        for target in targets:
+            if isinstance(target, ast.Name):
+                self.skipped.setdefault(target.id, statement)
+
+    def run(self, statement: ast.stmt, namespace: dict) -> None:
+        """`statement` alone in the module's namespace, first running the skipped assignments it needs."""
+        code = compile(ast.fix_missing_locations(ast.Module([statement], [])), self.filename, "exec")
+        while True:
+            try:
+                exec(code, namespace)
+                return
+            except Exception as error:
+                if not _demand(error):
+                    raise
+
+
+_PLANS: dict[str, _Plan] = {}  # by file name, for `_retry` and `_demand`
+
+
+def _demand(error: BaseException) -> bool:
+    """When `error` is a NameError for a global of a definitions-only module that one of its skipped
+    assignments binds (`_autowrap = set()`, `opt = Config()`), run that assignment (once) and say so."""
+    if not isinstance(error, NameError) or not error.name or error.__traceback__ is None:
+        return False
+    trace = error.__traceback__
+    while trace.tb_next is not None:
+        trace = trace.tb_next
+    frame = trace.tb_frame
+    plan = _PLANS.get(frame.f_code.co_filename)
+    if plan is None or error.name not in plan.skipped or error.name in plan.demanded:
+        return False
+    _run_skipped(plan, error.name, frame.f_globals)
+    return error.name in frame.f_globals
+
+
+def _run_skipped(plan: _Plan, name: str, namespace: dict) -> None:
+    """The skipped assignment that binds `name`, run once; computed from a stand-in, its names are
+    stand-ins too; any other failure leaves them unbound (`args = parser.parse_args()` exits)."""
+    plan.demanded.add(name)
+    assignment = plan.skipped[name]
+    try:
+        plan.run(assignment, namespace)
+    except MissingModuleUsed as missing:
+        _bind_stand_ins(assignment, namespace, missing)
+    except (Exception, SystemExit):
+        pass
+
+
+def _retry(error: Exception, filename: str, line: int, namespace: dict) -> None:
+    """A kept statement failed: run it again once what it needs is bound (`_demand`). One that fails
+    for a package not installed binds stand-ins instead (`class Crop(nn.Module)` whose body uses
+    torchvision's InterpolationMode: importing it still works, using it names torchvision); any other
+    failure drops it."""
+    plan = _PLANS.get(filename)
+    statement = plan.kept.get(line) if plan is not None else None
+    if statement is None:
+        return
+    try:
+        if _demand(error):
+            plan.run(statement, namespace)
+            return
+    except MissingModuleUsed as missing:
+        error = missing
+    except Exception:
+        return
+    if isinstance(error, MissingModuleUsed):
+        _bind_stand_ins(statement, namespace, error)
+
+
+def _bind_stand_ins(statement: ast.stmt, namespace: dict, missing: MissingModuleUsed) -> None:
+    """The names `statement` defines or assigns, bound to the stand-in whose use stopped it."""
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        names = [statement.name]
+    elif isinstance(statement, (ast.Assign, ast.AnnAssign)):
+        targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+        names = [node.id for target in targets for node in ast.walk(target) if isinstance(node, ast.Name)]
+    else:
+        return
+    for name in names:
+        namespace[name] = _stand_in(missing.name)
+
+
+def _skipped_attribute(module: types.ModuleType, name: str):
+    """A definitions-only module's `__getattr__`: `from utils.config import opt` runs `opt = Config()`."""
+    plan = _PLANS.get(getattr(module, "__file__", None) or "")
+    if plan is not None and name in plan.skipped and name not in plan.demanded:
+        _run_skipped(plan, name, module.__dict__)
+    if name in module.__dict__:
+        return module.__dict__[name]
+    raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}")
+
+
 def definitions_only(source: str | bytes, filename: str):
-    """The module's code object with only its definitions (see the module docstring); line numbers kept."""
+    """The module's code object with only its definitions (see the module docstring); line numbers kept.
+    A skipped top-level assignment runs when a kept statement needs it (`_demand`)."""
     tree = ast.parse(source, filename)
-    tree.body = _definitions(tree.body)
+    plan = _PLANS[filename] = _Plan(filename)
+    tree.body = _definitions(tree.body, plan)
     return compile(ast.fix_missing_locations(tree), filename, "exec")
 
 
 class _DefinitionsLoader(importlib.machinery.SourceFileLoader):
     def source_to_code(self, data, path, *, _optimize=-1):
         return definitions_only(data, path)
+
+    def exec_module(self, module) -> None:
+        super().exec_module(module)
+        if "__getattr__" not in module.__dict__:  # an importer may need a skipped assignment's name
+            module.__getattr__ = partial(_skipped_attribute, module)
 
     def get_code(self, fullname):
         # Skip the bytecode cache: a cached full module must never be run instead.
@@ -157,6 +300,9 @@ def module_name(path: Path) -> tuple[str, Path]:
 # package makes (their optional imports must fail as usual).
 
 STOOD_IN: list[str] = []  # the top-level packages stood in for in this process, in import order
+# An installed module that failed to import for a missing package its own code imports, stood in itself:
+# module name -> that package (`{"torch.utils.tensorboard": "tensorboard"}`), for the messages.
+_NEEDS: dict[str, str] = {}
 _NEVER = frozenset({"torch", "__main__", "__future__", "builtins"})
 _LOADING = [0]  # >0 while the user's modules are being imported (names may be taken from stand-ins)
 
@@ -187,6 +333,9 @@ def loading_user_modules():
             for name, module in list(sys.modules.items()):
                 if isinstance(module, _MissingModule):
                     del sys.modules[name]
+                    parent, _, child = name.rpartition(".")
+                    if getattr(sys.modules.get(parent), child, None) is module:  # torch.utils.tensorboard
+                        delattr(sys.modules[parent], child)
 
 
 def _user_frame(roots: list[Path]):
@@ -208,7 +357,9 @@ def _under(filename: str, roots: list[Path]) -> bool:
 def _used(name: str):
     """A MissingModuleUsed for `name` (dotted), at the user's innermost line."""
     frame = _user_frame(_StandInFinder.roots)
-    return MissingModuleUsed(name.partition(".")[0], name, frame and frame.f_code.co_filename, frame and frame.f_lineno)
+    package = next((needs for module, needs in _NEEDS.items() if f"{name}.".startswith(f"{module}.")), None)
+    package = package or name.partition(".")[0]
+    return MissingModuleUsed(package, name, frame and frame.f_code.co_filename, frame and frame.f_lineno)
 
 
 def _raises(operation: str):
@@ -265,6 +416,11 @@ def _stand_in(name: str) -> type:
     return _STAND_INS[name]
 
 
+def is_stand_in(value) -> bool:
+    """Whether `value` is a stand-in for something of a package that is not installed."""
+    return isinstance(value, (_Missing, _MissingModule))
+
+
 class _MissingModule(types.ModuleType):
     """A stand-in module (a package: its submodules are stand-ins too)."""
 
@@ -290,20 +446,82 @@ class _StandInFinder(importlib.abc.MetaPathFinder):
     """Last on sys.meta_path: asked only for what no other finder found (see above)."""
 
     roots: list[Path] = []
-    project_names: frozenset[str] = frozenset()
+    project_names: dict[str, set[Path]] = {}  # a top-level module name of the project -> the directories holding it
 
     def find_spec(self, fullname, path=None, target=None):
         top = fullname.partition(".")[0]
         importer = _importer()
         if importer is None or not _under(importer.f_code.co_filename, self.roots):
             return None  # torch's or an installed package's optional import: it must fail as usual
+        if top in self.project_names and "." not in fullname:
+            return self._where_it_lies(fullname, Path(importer.f_code.co_filename))
         if top not in STOOD_IN:
-            if "." in fullname or top in _NEVER or top in self.project_names:
-                return None  # a submodule missing from a real package, torch, the project's own module
+            if "." in fullname or top in _NEVER:
+                return None  # a submodule missing from a real package, torch
             if _guarded_import(importer.f_code.co_filename, importer.f_lineno):
                 return None  # `try: import apex except ImportError:` has its own fallback
             STOOD_IN.append(top)
         return importlib.machinery.ModuleSpec(fullname, _StandInLoader(), is_package=True)
+
+    def _where_it_lies(self, name: str, importer: Path):
+        """A module of the project that is not importable from here, loaded from where it lies: the
+        directory nearest above the importer that holds it (`sys.path.insert(0, "..")` in a notebook),
+        else the only one (`sys.path.append("../../helpers")`). Several elsewhere: an import error."""
+        places = self.project_names[name]
+        above = [place for place in places if importer.is_relative_to(place)]
+        if not above and len(places) != 1:
+            return None
+        place = max(above, key=lambda place: len(place.parts)) if above else next(iter(places))
+        spec = importlib.machinery.PathFinder.find_spec(name, [str(place)])
+        if spec is not None and spec.origin and spec.origin.endswith(".py"):
+            spec.loader = _DefinitionsLoader(name, spec.origin)
+        return spec
+
+
+class _InstalledModuleFinder(importlib.abc.MetaPathFinder):
+    """First on sys.meta_path: an installed module that a file of the project imports itself, loaded so
+    that if its own code fails to import a package that is not installed (`torch.utils.tensorboard`
+    imports `tensorboard`), the module becomes a stand-in naming that package, used as the others are."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if not _LOADING[0] or fullname in _NEVER:
+            return None
+        importer = _importer()
+        if importer is None or not _under(importer.f_code.co_filename, _StandInFinder.roots):
+            return None
+        if _guarded_import(importer.f_code.co_filename, importer.f_lineno):
+            return None  # `try: from torch.utils.tensorboard import SummaryWriter except ImportError:`
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or not spec.origin or not _installed(Path(spec.origin)):
+            return None
+        spec.loader = _StandInOnMissingPackage(spec.loader)
+        return spec
+
+
+class _StandInOnMissingPackage:
+    """An installed module's loader: a ModuleNotFoundError for a top-level package that is not installed
+    turns the module into a stand-in (see _InstalledModuleFinder); anything else is left to the loader."""
+
+    def __init__(self, loader) -> None:
+        self.loader = loader
+
+    def __getattr__(self, name: str):
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        try:
+            self.loader.exec_module(module)
+        except ModuleNotFoundError as error:
+            missing = (error.name or "").partition(".")[0]
+            if not missing or missing in _NEVER or importlib.machinery.PathFinder.find_spec(missing) is not None:
+                raise
+            _NEEDS[module.__name__] = missing
+            if missing not in STOOD_IN:
+                STOOD_IN.append(missing)
+            module.__class__ = _MissingModule
 
 
 def _importer():
@@ -347,11 +565,28 @@ def _guarded_import(filename: str, line: int) -> bool:
 def install_stand_ins(roots: list[Path], files: set[str]) -> None:
     """Stand-ins for the packages the project's files import but are not installed (see above)."""
     _StandInFinder.roots = [root.resolve() for root in roots]
-    names = set()
+    names: dict[str, set[Path]] = {}
     for file in files:  # a module of the project is never stood in, even when it is not importable from here
         path = Path(file).resolve()
         root = next((root for root in _StandInFinder.roots if path.is_relative_to(root)), path.parent)
-        names.update(path.relative_to(root).with_suffix("").parts)
-    _StandInFinder.project_names = frozenset(names)
+        for name, directory in _top_level_names(path, root):
+            names.setdefault(name, set()).add(directory)
+    _StandInFinder.project_names = names
     if not any(isinstance(finder, _StandInFinder) for finder in sys.meta_path):
         sys.meta_path.append(_StandInFinder())
+        sys.meta_path.insert(0, _InstalledModuleFinder())
+
+
+def _top_level_names(path: Path, root: Path) -> list[tuple[str, Path]]:
+    """The names under which `path` or a package above it (up to `root`) can be imported at top level,
+    with the directory that holds each:
+    the file's stem when its directory is not a package, and each package (a directory with an
+    `__init__.py`) whose parent is not one. A module inside a package (`d2l/jax.py`, `utils/datasets.py`
+    beside an `__init__.py`) does not shadow the package it is named after, nor does a directory of
+    scripts (`examples/transformers/`): `import jax`, `import transformers` are the third-party packages."""
+    parts = path.relative_to(root).with_suffix("").parts
+    package = [(root.joinpath(*parts[: depth + 1]) / "__init__.py").is_file() for depth in range(len(parts) - 1)] + [True]
+    return [
+        (part, root.joinpath(*parts[:depth])) for depth, part in enumerate(parts)
+        if package[depth] and (depth == 0 or not package[depth - 1])
+    ]  # fmt: skip

@@ -84,6 +84,7 @@ class ModelRecord:
     batch_coupling: Any = None  # coupling.BatchCoupling, once probed
     causal_leak: Any = None  # coupling.CausalLeak, once probed
     init_verdicts: Any = None  # stuck_init.InitVerdict by site, once probed
+    failed_probes: list[str] = field(default_factory=list)  # the universal probes that raised on it
 
     @property
     def name(self) -> str:
@@ -283,6 +284,13 @@ class ProbeSession:
             "passes": {record.name: record.passes for record in built},
             "costs": {r.name: {"by_check": r.passes_by_check, "fit_forwards": r.fit_forwards} for r in built},
         }
+
+    def model_counts(self) -> dict[str, int]:
+        """The file's models built (fitted to a probe input) and probed (every universal probe ran on
+        real numbers): the JSON report's `stats.confirm` sums them over the files."""
+        built = self.__dict__.get("models", [])
+        probed = [r for r in built if not r.probe.shapes_only and not r.failed_probes]
+        return {"built": len(built), "probed": len(probed)}
 
     def forward(self, record: ModelRecord, probe: int = 0, train: bool = False):
         record.probe.module.train(train)

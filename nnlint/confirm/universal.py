@@ -87,13 +87,14 @@ def runtime_findings(session: ProbeSession, static_findings: list[dict]) -> tupl
     found: list[RuntimeFinding] = []
     failed: list[str] = []
 
-    def run(name: str, code: str, probe, *args) -> None:
+    def run(name: str, code: str, probe, record: ModelRecord, *args) -> None:
         with session.charging(code):
             try:
-                found.extend(probe(session, *args))
+                found.extend(probe(session, record, *args))
             except Exception as error:  # the model fails under this probe (Inception's train-mode aux head
                 # on small inputs): the other probes still report
-                reason = f"the {name} probe raised {type(error).__name__}: {str(error)[:200]}"
+                reason = f"the {name} probe raised {type(error).__name__} on {record.name}: {str(error)[:200]}"
+                record.failed_probes.append(name)
                 if reason not in failed:
                     failed.append(reason)
 
@@ -105,7 +106,9 @@ def runtime_findings(session: ProbeSession, static_findings: list[dict]) -> tupl
             continue
         for name, (code, probe) in MODEL_PROBES.items():
             run(name, code, probe, record)
-    run("per-sample gradient", "NN102", per_sample_findings, static_findings)
+    for record in session.models:
+        if not record.probe.shapes_only:
+            run("per-sample gradient", "NN102", per_sample_findings, record, static_findings)
     failed.extend(need for need in session.missing.values() if need not in failed)  # NN902: a package not installed
     judged = {(f["code"], f["path"], f["line"]) for f in static_findings}
     unique = {(f.code, f.path, f.line): f for f in reversed(found) if (f.code, f.path, f.line) not in judged}

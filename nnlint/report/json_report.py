@@ -16,4 +16,6 @@ def render(result: RunResult, color: bool = False) -> str:
         "errors": [diagnostic.to_json() for diagnostic in result.diagnostics],
         "stats": {"files": result.files, "lines": result.lines, "seconds": round(result.seconds, 3)},
     }
+    if result.confirm is not None:
+        document["stats"]["confirm"] = result.confirm
     return json.dumps(document, indent=2, ensure_ascii=False)
